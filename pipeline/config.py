@@ -1,0 +1,257 @@
+"""Run configuration: nested frozen dataclasses loaded from YAML.
+
+An unknown key or a value of the wrong type is a ConfigError at startup. `configs/default.yaml` is the
+CPU default; every field has a default here, so a YAML file only lists what it changes. The resolved
+config is written into every session's provenance (`to_dict`).
+
+Section owners: each section is used by one stage module; add fields to a section with a comment saying
+what it does and why its default is what it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from pipeline.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    # Local model store (filled by `rupture models fetch`). Empty: $RUPTURE_MODEL_DIR, else models/store.
+    store: str = ""
+    # Whisper model: a manifest name ("whisper-base", "whisper-tiny-en") or a local CTranslate2 directory.
+    asr: str = "whisper-base"
+    # pyannote segmentation model: manifest name or a local directory/checkpoint.
+    segmentation: str = "pyannote-segmentation-3.0"
+    # Speaker embedding: manifest name ("campplus") or a local pyannote-loadable model directory.
+    embedding: str = "campplus"
+    # A complete local pyannote pipeline directory (e.g. speaker-diarization-community-1); overrides the two above.
+    diarization_pipeline: str = ""
+    # Text encoder for the marker classifier: manifest name or a local transformers directory.
+    text_encoder: str = "minilm"
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int = 16000
+    # RMS (dBFS) below which a whole recording counts as silent and is refused.
+    silence_dbfs: float = -60.0
+    # Shortest accepted recording, seconds.
+    min_duration_s: float = 0.5
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    language: str | None = "en"
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+    beam_size: int = 1
+    batch_size: int = 8
+    vad_filter: bool = True
+    # Hallucination guards: no conditioning on previous text, drop segments that look like silence.
+    condition_on_previous_text: bool = False
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    hallucination_silence_threshold: float | None = 2.0
+
+
+@dataclass(frozen=True)
+class DiarizationConfig:
+    device: str = "cpu"
+    num_speakers: int | None = None
+    min_speakers: int | None = 1
+    max_speakers: int | None = 6
+    # Sliding-window step as a fraction of the 10 s window (pyannote default 0.1; 0.5 is ~4x faster).
+    step: float = 0.5
+    embedding_batch_size: int = 1
+    segmentation_batch_size: int = 8
+    clustering_threshold: float | None = None
+    min_duration_off: float = 0.0
+    # Stereo with one speaker per channel: use the exact channel path when the channels are this different.
+    stereo_channel_path: bool = True
+    stereo_min_channel_separation_db: float = 6.0
+    torch_threads: int = 2
+
+
+@dataclass(frozen=True)
+class RolesConfig:
+    # How many seconds at the start count as "who opens the session".
+    opening_window_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class MeasuresConfig:
+    """Conversation measures (pipeline.measures). Defaults justified in that module's docstring."""
+
+    window_s: float = 300.0
+    window_step_s: float = 60.0
+    therapist_share_high: float = 0.60
+    therapist_share_low: float = 0.20
+    min_overlap_s: float = 0.2
+    backchannel_max_s: float = 1.0
+    backchannel_max_words: int = 3
+    yield_window_s: float = 1.0
+    long_pause_s: float = 3.0
+    minimal_response_max_words: int = 3
+
+
+@dataclass(frozen=True)
+class TaggingConfig:
+    """Rupture/repair tagging (pipeline.tagging, models.tagger)."""
+
+    enabled: bool = True
+    # Directory of a trained head / fine-tuned classifier; empty: the bundled head in models/tagger/.
+    classifier: str = ""
+    # Minimum calibrated probability for a rupture or repair event.
+    threshold: float = 0.5
+    # A rupture counts as resolved if a therapist repair follows within this many seconds.
+    repair_window_s: float = 120.0
+    context_turns: int = 2
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class ExportsConfig:
+    formats: tuple[str, ...] = ("html", "eaf", "rttm", "vtt", "textgrid", "csv", "txt")
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    backend: str = "local"
+    workers: int = 1
+    audit_log: str = "audit.jsonl"
+
+
+@dataclass(frozen=True)
+class Config:
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    diarization: DiarizationConfig = field(default_factory=DiarizationConfig)
+    roles: RolesConfig = field(default_factory=RolesConfig)
+    measures: MeasuresConfig = field(default_factory=MeasuresConfig)
+    tagging: TaggingConfig = field(default_factory=TaggingConfig)
+    exports: ExportsConfig = field(default_factory=ExportsConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{where}: {value!r} does not match {tp}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return _build(tp, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        item_tp = args[0] if args else Any
+        return tuple(_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is Any:
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {tp}")
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def config_from_dict(data: Mapping[str, Any]) -> Config:
+    return _build(Config, data, "")
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Load a YAML config (None: all defaults), then apply nested `overrides`."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise ConfigError(f"config file not found: {p}") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {e}") from e
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+        data = loaded
+    if overrides:
+        data = _merge(data, overrides)
+    return config_from_dict(data)
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """JSON-able dict of a config (tuples become lists)."""
+
+    def conv(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, tuple):
+            return [conv(x) for x in v]
+        return v
+
+    return conv(cfg)
+
+
+def replace(cfg: Config, **sections: Any) -> Config:
+    """Return a copy of `cfg` with whole sections or section fields replaced:
+    replace(cfg, diarization={"num_speakers": 2})."""
+    changes = {}
+    for name, val in sections.items():
+        cur = getattr(cfg, name)
+        changes[name] = dataclasses.replace(cur, **val) if isinstance(val, Mapping) else val
+    return dataclasses.replace(cfg, **changes)

@@ -1,0 +1,231 @@
+"""Typed records that cross stage boundaries.
+
+Every record is a frozen dataclass; sequences inside are tuples; times are float seconds from the start
+of the recording. Library types (faster-whisper segments, pyannote annotations, HF outputs) are converted
+inside the model adapters and never appear here.
+
+Flow:  Audio -> Transcript (words) + Diarization (segments) -> Turns + Speakers -> Measures -> Events
+       -> SessionRecord (serialised as session.json, see ../shared/CONTRACT.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+import numpy as np
+
+SCHEMA_VERSION = "1"
+
+Role = Literal["therapist", "client", "other", "unknown"]
+ROLES: tuple[str, ...] = ("therapist", "client", "other", "unknown")
+
+EVENT_TYPES: tuple[str, ...] = (
+    "rupture",
+    "repair",
+    "interruption",
+    "backchannel",
+    "overlap",
+    "long_pause",
+    "talk_time_imbalance",
+)
+
+WITHDRAWAL_SUBTYPES: tuple[str, ...] = (
+    "withdrawal.denial",
+    "withdrawal.minimal_response",
+    "withdrawal.abstract_communication",
+    "withdrawal.avoidant_storytelling",
+    "withdrawal.topic_shift",
+    "withdrawal.deferential_appeasing",
+    "withdrawal.content_affect_split",
+    "withdrawal.self_criticism_hopelessness",
+)
+CONFRONTATION_SUBTYPES: tuple[str, ...] = (
+    "confrontation.complaint_about_therapist",
+    "confrontation.complaint_about_activities",
+    "confrontation.complaint_about_parameters",
+    "confrontation.complaint_about_progress",
+    "confrontation.rejects_intervention",
+    "confrontation.defends_self",
+    "confrontation.efforts_to_control",
+)
+RUPTURE_SUBTYPES: tuple[str, ...] = WITHDRAWAL_SUBTYPES + CONFRONTATION_SUBTYPES
+REPAIR_SUBTYPES: tuple[str, ...] = (
+    "clarifies_misunderstanding",
+    "changes_tasks_goals",
+    "provides_rationale",
+    "invites_discussion",
+    "acknowledges_contribution",
+    "discloses_internal_experience",
+    "links_to_pattern",
+    "validates_defensive_posture",
+    "redirects",
+)
+INTERRUPTION_SUBTYPES: tuple[str, ...] = ("successful", "unsuccessful")
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Decoded audio, resampled to `sample_rate`.
+
+    `samples` has shape (channels, n) and dtype float32; `mono` is the channel mean. The original file's
+    channel count and rate are kept for provenance and for the stereo (one speaker per channel) path.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    source_sample_rate: int
+    source_channels: int
+    sha256: str
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.samples.shape[1]) / float(self.sample_rate)
+
+    @property
+    def num_channels(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def mono(self) -> np.ndarray:
+        if self.samples.shape[0] == 1:
+            return self.samples[0]
+        return self.samples.mean(axis=0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word. `speaker` is None until attribution (pipeline.turns.attribute_words)."""
+
+    start: float
+    end: float
+    text: str
+    probability: float
+    speaker: str | None = None
+
+
+@dataclass(frozen=True)
+class Transcript:
+    words: tuple[Word, ...]
+    language: str
+    language_probability: float = 1.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of time in which one speaker talks (a diarization segment)."""
+
+    start: float
+    end: float
+    speaker: str
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Diarization:
+    """Who spoke when.
+
+    `overlapping` may hold simultaneous segments of different speakers (use it for overlaps and
+    interruptions); `exclusive` has at most one speaker at any time (use it to give each word a speaker).
+    `method` is "pyannote" or "channels" (stereo, one speaker per channel) or "transcript" (text mode).
+    """
+
+    overlapping: tuple[Segment, ...]
+    exclusive: tuple[Segment, ...]
+    speakers: tuple[str, ...]
+    method: str
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A maximal run of one speaker's words. `role` is that speaker's role."""
+
+    index: int
+    speaker: str
+    role: str
+    start: float
+    end: float
+    text: str
+    word_count: int
+
+
+@dataclass(frozen=True)
+class Speaker:
+    id: str
+    role: str
+    talk_time_s: float
+    role_confidence: float
+    role_source: str  # "manifest" | "channel" | "inferred" | "transcript"
+
+
+@dataclass(frozen=True)
+class Event:
+    """A flagged moment (CONTRACT.md `events`). `details` holds extra, JSON-able key/value pairs
+    (cue values, probabilities) that are written as additional keys of the event object."""
+
+    type: str
+    subtype: str | None
+    start: float
+    end: float
+    speaker: str | None
+    target_speaker: str | None
+    turn_index: int | None
+    confidence: float
+    evidence: str
+    resolved: bool | None = None
+    repair_turn_index: int | None = None
+    details: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {self.type!r}")
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"confidence {self.confidence} outside [0, 1]")
+        if self.end < self.start:
+            raise ValueError(f"event ends ({self.end}) before it starts ({self.start})")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """Everything written to session.json. `metrics`, `provenance` and `metadata` are JSON-able mappings
+    built once and never mutated."""
+
+    session_id: str
+    duration_s: float
+    speakers: tuple[Speaker, ...]
+    turns: tuple[Turn, ...]
+    words: tuple[Word, ...] | None
+    events: tuple[Event, ...]
+    metrics: Mapping[str, Any]
+    provenance: Mapping[str, Any]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    segments: tuple[Segment, ...] = ()  # overlapping diarization track, for RTTM and overlap displays
+    schema_version: str = SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class TurnFeatures:
+    """Conversational cues of one turn, computed by pipeline.measures and used by the tagger.
+
+    latency_s: start of this turn minus the end of the previous turn by another speaker (negative when it
+    began in overlap; None for the first turn or when the previous turn is by the same speaker).
+    """
+
+    turn_index: int
+    word_count: int
+    latency_s: float | None
+    follows_question: bool  # the previous other-speaker turn is a question or an invitation
+    minimal_response: bool  # few words after a question/invitation
+    interrupts_previous: bool  # this turn started as an interruption of the previous speaker
+    was_interrupted: bool  # another speaker interrupted this turn
+    overlap_s: float = 0.0  # time this turn overlaps other speakers' speech

@@ -1,0 +1,129 @@
+"""SessionRecord <-> session.json (CONTRACT.md, schema_version "1"). Pure functions, no I/O except the
+two thin read/write helpers at the bottom (atomic write: temp file + fsync + rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from pipeline.records import SCHEMA_VERSION, Event, Segment, SessionRecord, Speaker, Turn, Word
+
+_EVENT_KEYS = ("type", "subtype", "start", "end", "speaker", "target_speaker", "turn_index", "confidence",
+               "evidence")
+
+
+def _r(x: float) -> float:
+    return round(float(x), 3)
+
+
+def event_to_dict(e: Event) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "type": e.type, "subtype": e.subtype, "start": _r(e.start), "end": _r(e.end), "speaker": e.speaker,
+        "target_speaker": e.target_speaker, "turn_index": e.turn_index, "confidence": round(e.confidence, 4),
+        "evidence": e.evidence,
+    }
+    if e.type == "rupture":
+        d["resolved"] = bool(e.resolved)
+        d["repair_turn_index"] = e.repair_turn_index
+    for k, v in e.details:
+        d[k] = v
+    return d
+
+
+def event_from_dict(d: Mapping[str, Any]) -> Event:
+    details = tuple((k, v) for k, v in d.items() if k not in _EVENT_KEYS + ("resolved", "repair_turn_index"))
+    return Event(
+        type=d["type"], subtype=d.get("subtype"), start=float(d["start"]), end=float(d["end"]),
+        speaker=d.get("speaker"), target_speaker=d.get("target_speaker"), turn_index=d.get("turn_index"),
+        confidence=float(d.get("confidence", 1.0)), evidence=str(d.get("evidence", "")),
+        resolved=d.get("resolved"), repair_turn_index=d.get("repair_turn_index"), details=details,
+    )
+
+
+def record_to_dict(rec: SessionRecord) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "schema_version": rec.schema_version,
+        "session_id": rec.session_id,
+        "duration_s": _r(rec.duration_s),
+        "speakers": [
+            {"id": s.id, "role": s.role, "talk_time_s": _r(s.talk_time_s), "role_confidence": round(s.role_confidence, 3),
+             "role_source": s.role_source}
+            for s in rec.speakers
+        ],
+        "turns": [
+            {"index": t.index, "speaker": t.speaker, "role": t.role, "start": _r(t.start), "end": _r(t.end),
+             "text": t.text, "word_count": t.word_count}
+            for t in rec.turns
+        ],
+    }
+    if rec.words is not None:
+        d["words"] = [
+            {"start": _r(w.start), "end": _r(w.end), "text": w.text, "speaker": w.speaker,
+             "probability": round(w.probability, 3)}
+            for w in rec.words
+        ]
+    d["events"] = [event_to_dict(e) for e in rec.events]
+    d["metrics"] = dict(rec.metrics)
+    d["segments"] = [{"start": _r(s.start), "end": _r(s.end), "speaker": s.speaker} for s in rec.segments]
+    d["metadata"] = dict(rec.metadata)
+    d["provenance"] = dict(rec.provenance)
+    return d
+
+
+def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:
+    if str(d.get("schema_version")) != SCHEMA_VERSION:
+        raise ValueError(f"unsupported session.json schema_version {d.get('schema_version')!r}")
+    words = d.get("words")
+    return SessionRecord(
+        session_id=d["session_id"],
+        duration_s=float(d["duration_s"]),
+        speakers=tuple(
+            Speaker(s["id"], s["role"], float(s["talk_time_s"]), float(s.get("role_confidence", 1.0)),
+                    s.get("role_source", "transcript"))
+            for s in d["speakers"]
+        ),
+        turns=tuple(
+            Turn(t["index"], t["speaker"], t["role"], float(t["start"]), float(t["end"]), t["text"],
+                 int(t.get("word_count", len(t["text"].split()))))
+            for t in d["turns"]
+        ),
+        words=None if words is None else tuple(
+            Word(float(w["start"]), float(w["end"]), w["text"], float(w.get("probability", 1.0)), w.get("speaker"))
+            for w in words
+        ),
+        events=tuple(event_from_dict(e) for e in d.get("events", ())),
+        metrics=d.get("metrics", {}),
+        provenance=d.get("provenance", {}),
+        metadata=d.get("metadata", {}),
+        segments=tuple(Segment(float(s["start"]), float(s["end"]), s["speaker"]) for s in d.get("segments", ())),
+    )
+
+
+def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write `text` to `path` so that no partial file ever exists under that name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_session_json(rec: SessionRecord, path: Path) -> None:
+    atomic_write_text(path, json.dumps(record_to_dict(rec), ensure_ascii=False, indent=1))
+
+
+def read_session_json(path: Path) -> SessionRecord:
+    return record_from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
