@@ -1,0 +1,146 @@
+"""Turning command-line INPUTs (audio files, folders, manifest CSVs) into session jobs, with the consent gate.
+
+A manifest row is processed only when `consent_recording` and `consent_analysis` are both true; plain audio
+paths only when the operator passes `--consent-on-file` (an attestation recorded in the audit log). Anything
+else becomes a `Refusal`, never a job.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from pipeline.errors import UsageError
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac", ".wma", ".mp4",
+                              ".webm", ".aiff", ".aif", ".caf", ".mka"})
+MANIFEST_REQUIRED = ("audio", "consent_recording", "consent_analysis")
+_TRUE = {"true", "yes", "y", "1"}
+_FALSE = {"false", "no", "n", "0", ""}
+_SAFE_ID = re.compile(r"[^\w.\-]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class SessionJob:
+    session_id: str
+    audio_path: Path
+    consent_source: str  # "manifest" | "operator_attestation"
+    consent_date: str | None = None
+    num_speakers: int | None = None
+    therapist: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    session_id: str
+    source: str
+    reason: str
+
+
+def safe_session_id(raw: str) -> str:
+    """A session id usable as a folder name: path separators and odd characters become '_'."""
+    sid = _SAFE_ID.sub("_", raw.strip()).strip("._")
+    return sid or "session"
+
+
+def _bool(value: str, column: str, where: str) -> bool:
+    v = (value or "").strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise UsageError(f"{where}: column {column!r} must be true or false, got {value!r}")
+
+
+def read_manifest(path: Path) -> tuple[list[SessionJob], list[Refusal]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise UsageError(f"cannot read manifest {path}: {e.strerror}") from e
+    reader = csv.DictReader(text.splitlines())
+    cols = [c.strip() for c in (reader.fieldnames or [])]
+    missing = [c for c in MANIFEST_REQUIRED if c not in cols]
+    if missing:
+        raise UsageError(f"manifest {path} lacks required column(s) {', '.join(missing)}; "
+                         f"required: {', '.join(MANIFEST_REQUIRED)} (see CONTRACT.md)")
+    known = {"audio", "session_id", "consent_recording", "consent_analysis", "consent_date", "num_speakers",
+             "therapist"}
+    jobs: list[SessionJob] = []
+    refusals: list[Refusal] = []
+    for n, raw_row in enumerate(reader, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw_row.items() if k is not None}
+        where = f"{path.name} line {n}"
+        if not row.get("audio"):
+            raise UsageError(f"{where}: empty 'audio' path")
+        audio = (path.parent / row["audio"]).resolve() if not Path(row["audio"]).is_absolute() else Path(row["audio"])
+        sid = safe_session_id(row.get("session_id") or audio.stem)
+        rec = _bool(row.get("consent_recording", ""), "consent_recording", where)
+        ana = _bool(row.get("consent_analysis", ""), "consent_analysis", where)
+        if not (rec and ana):
+            lacking = [c for c, ok in (("consent_recording", rec), ("consent_analysis", ana)) if not ok]
+            refusals.append(Refusal(sid, str(path), f"no recorded consent ({' and '.join(lacking)} not true in the "
+                                                   "manifest); the session was not processed"))
+            continue
+        ns = row.get("num_speakers") or ""
+        try:
+            num_speakers = int(ns) if ns else None
+        except ValueError as e:
+            raise UsageError(f"{where}: num_speakers must be an integer, got {ns!r}") from e
+        if num_speakers is not None and num_speakers < 1:
+            raise UsageError(f"{where}: num_speakers must be at least 1")
+        jobs.append(SessionJob(
+            session_id=sid, audio_path=audio, consent_source="manifest",
+            consent_date=row.get("consent_date") or None, num_speakers=num_speakers,
+            therapist=row.get("therapist") or None,
+            metadata={k: v for k, v in row.items() if k not in known},
+        ))
+    return jobs, refusals
+
+
+def collect_jobs(inputs: list[str], consent_on_file: bool) -> tuple[list[SessionJob], list[Refusal]]:
+    """Expand INPUTs. Raises UsageError for paths that do not exist or hold nothing to process."""
+    jobs: list[SessionJob] = []
+    refusals: list[Refusal] = []
+    for raw in inputs:
+        p = Path(raw)
+        if not p.exists():
+            raise UsageError(f"input not found: {raw}")
+        if p.is_file() and p.suffix.lower() == ".csv":
+            j, r = read_manifest(p)
+            jobs += j
+            refusals += r
+            continue
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            if not files:
+                raise UsageError(f"folder {raw} holds no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})")
+        else:
+            files = [p]
+        for f in files:
+            sid = safe_session_id(f.stem)
+            if not consent_on_file:
+                refusals.append(Refusal(sid, str(f), "no recorded consent: plain audio paths need --consent-on-file "
+                                                     "(the operator attests that consent is on file), or use a "
+                                                     "manifest with consent columns"))
+                continue
+            jobs.append(SessionJob(session_id=sid, audio_path=f, consent_source="operator_attestation"))
+    return dedupe(jobs, refusals)
+
+
+def dedupe(jobs: list[SessionJob], refusals: list[Refusal]) -> tuple[list[SessionJob], list[Refusal]]:
+    """Two jobs with one session id would overwrite each other's outputs: the later ones are refused."""
+    seen: dict[str, Path] = {}
+    out = []
+    for j in jobs:
+        if j.session_id in seen:
+            refusals.append(Refusal(j.session_id, str(j.audio_path),
+                                    f"duplicate session id (already used for {seen[j.session_id].name}); give it a "
+                                    "unique session_id in a manifest"))
+            continue
+        seen[j.session_id] = j.audio_path
+        out.append(j)
+    return out, refusals

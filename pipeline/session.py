@@ -1,0 +1,225 @@
+"""One session, start to finish: `SessionProcessor` (loads models once) and `process_session()` (composes the
+stages). Nothing here knows about pools, Ray, file layout or the audit log: that is the runner's business.
+
+Stages, each reported to `hook(step, artifact=None, completed=None, total=None)` (pyannote's hook shape):
+  audio -> diarization (pyannote, or exact channels for stereo one-speaker-per-channel) -> transcription
+  -> attribution (every word one speaker, exclusive track) -> roles -> turns -> measures -> tagging
+"""
+
+from __future__ import annotations
+
+import pipeline.offline  # noqa: F401
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol
+
+from pipeline import __version__
+from pipeline.audio import load_audio
+from pipeline.channels import diarize_channels
+from pipeline.config import Config, to_dict
+from pipeline.errors import RuptureError, SessionError
+from pipeline.measures import measure_conversation, segments_from_turns, talk_time
+from pipeline.records import (Audio, Diarization, Event, ModelInfo, Segment, SessionRecord, Speaker, Transcript,
+                              Turn, Word)
+from pipeline.roles import assign_roles
+from pipeline.tagging import rupture_metrics, tag_turns
+from pipeline.turns import attribute_words, build_turns, with_roles
+
+
+class Hook(Protocol):
+    def __call__(self, step: str, artifact: Any = None, *, completed: float | None = None,
+                 total: float | None = None) -> None: ...
+
+
+def _no_hook(step: str, artifact: Any = None, *, completed: float | None = None, total: float | None = None) -> None:
+    return None
+
+
+@dataclass
+class StageTimer:
+    """A hook that records wall time per step (the time between one step's report and the next)."""
+
+    inner: Hook = _no_hook
+    times: dict[str, float] = field(default_factory=dict)
+    _last: float = field(default_factory=time.perf_counter)
+
+    def __call__(self, step: str, artifact: Any = None, *, completed: float | None = None,
+                 total: float | None = None) -> None:
+        if completed is None:  # a finished step
+            now = time.perf_counter()
+            self.times[step] = self.times.get(step, 0.0) + now - self._last
+            self._last = now
+        self.inner(step, artifact, completed=completed, total=total)
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+
+
+@dataclass(frozen=True)
+class SessionRequest:
+    session_id: str
+    audio_path: Path
+    num_speakers: int | None = None
+    therapist: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+def analyse_conversation(session_id: str, duration_s: float, turns: tuple[Turn, ...], words: tuple[Word, ...] | None,
+                         segments: tuple[Segment, ...], speakers: tuple[str, ...], roles: Mapping[str, str],
+                         role_confidence: Mapping[str, float], role_source: str, classifier: Any, cfg: Config,
+                         provenance: Mapping[str, Any], metadata: Mapping[str, Any], hook: Hook = _no_hook
+                         ) -> SessionRecord:
+    """The stages that need no audio (shared by `rupture run` and `rupture tag`)."""
+    turns = with_roles(turns, roles)
+    measures = measure_conversation(turns, words or (), segments, roles, duration_s, cfg.measures)
+    hook("measures", measures)
+    events: tuple[Event, ...] = measures.events
+    metrics: dict[str, Any] = dict(measures.metrics)
+    if cfg.tagging.enabled and classifier is not None:
+        predictions = classifier(turns)
+        tagged = tag_turns(turns, measures.features, predictions, cfg.tagging)
+        events = tuple(sorted(events + tagged, key=lambda e: (e.start, e.type)))
+        metrics.update(rupture_metrics(tagged))
+        hook("tagging", tagged)
+    tt = talk_time(segments)
+    spk_records = tuple(
+        Speaker(id=s, role=roles.get(s, "unknown"), talk_time_s=float(tt.get(s, 0.0)),
+                role_confidence=float(role_confidence.get(s, 0.0)), role_source=role_source)
+        for s in speakers
+    )
+    return SessionRecord(session_id=session_id, duration_s=duration_s, speakers=spk_records, turns=turns,
+                         words=words, events=events, metrics=metrics, provenance=provenance, metadata=metadata,
+                         segments=segments)
+
+
+class SessionProcessor:
+    """Loads every model once; call it once per session. The same object serves a local loop, a process
+    pool worker or a Ray actor (setup in __init__, work in __call__)."""
+
+    def __init__(self, cfg: Config, hook: Hook = _no_hook) -> None:
+        from models.asr import Transcriber
+        from models.diarizer import Diarizer
+
+        self.cfg = cfg
+        _set_threads(cfg)
+        self.transcriber = Transcriber(cfg.asr, cfg.models)
+        hook("load_asr")
+        self.diarizer = Diarizer(cfg.diarization, cfg.models)
+        hook("load_diarization")
+        self.classifier = None
+        if cfg.tagging.enabled:
+            from models.tagger import MarkerClassifier
+
+            self.classifier = MarkerClassifier(cfg.tagging, cfg.models)
+            hook("load_tagger")
+
+    @property
+    def model_infos(self) -> dict[str, ModelInfo]:
+        out = {"asr": self.transcriber.model_infos[0]}
+        for i, m in enumerate(self.diarizer.model_infos):
+            out[("segmentation", "embedding", "diarization_extra")[min(i, 2)]] = m
+        if self.classifier is not None:
+            for i, m in enumerate(self.classifier.model_infos):
+                out[("text_encoder", "tagger_head", "tagger_extra")[min(i, 2)]] = m
+        return out
+
+    def __call__(self, req: SessionRequest, hook: Hook = _no_hook, created: str = "") -> SessionRecord:
+        return process_session(req, self, hook=hook, created=created)
+
+
+def _set_threads(cfg: Config) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, cfg.diarization.torch_threads))
+
+
+def _stage(name: str):
+    """Wrap a stage so that any unexpected failure is a SessionError naming the stage."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*a: Any, **k: Any) -> Any:
+            try:
+                return fn(*a, **k)
+            except SessionError:
+                raise
+            except RuptureError as e:
+                raise SessionError(str(e), stage=name) from e
+            except MemoryError as e:
+                raise SessionError("out of memory", stage=name) from e
+            except Exception as e:
+                raise SessionError(f"{type(e).__name__} in stage {name}: {_safe_message(e)}", stage=name) from e
+        return run
+
+    return deco
+
+
+def _safe_message(e: Exception) -> str:
+    """Library error messages can quote data; keep them short and single-line."""
+    msg = str(e).splitlines()[0] if str(e) else ""
+    return msg[:200]
+
+
+def process_session(req: SessionRequest, proc: SessionProcessor, hook: Hook = _no_hook, created: str = "") -> SessionRecord:
+    cfg = proc.cfg
+    audio: Audio = _stage("audio")(load_audio)(req.audio_path, cfg.audio)
+    hook("audio", audio)
+
+    diar: Diarization | None = None
+    channel_path = False
+    if cfg.diarization.stereo_channel_path and audio.num_channels == 2:
+        diar = _stage("diarization")(diarize_channels)(audio, cfg.diarization)
+        channel_path = diar is not None
+    if diar is None:
+        diar = _stage("diarization")(proc.diarizer)(
+            audio, num_speakers=req.num_speakers or cfg.diarization.num_speakers,
+            min_speakers=cfg.diarization.min_speakers, max_speakers=cfg.diarization.max_speakers)
+    hook("diarization", diar)
+    if not diar.overlapping:
+        raise SessionError("no speech found in the recording", stage="diarization")
+
+    transcript = _stage("transcription")(_transcribe)(proc, audio, diar, channel_path)
+    hook("transcription", transcript)
+
+    if channel_path:
+        words = transcript.words  # already carry their channel's speaker
+    else:
+        words = _stage("attribution")(attribute_words)(transcript.words, diar.exclusive)
+    provisional = build_turns(words, {})
+    # Manifest `therapist`: a speaker label, or a channel "ch0"/"ch1" (the channel path names speakers so).
+    assignment = _stage("roles")(assign_roles)(provisional, diar.speakers, cfg.roles, therapist_hint=req.therapist)
+    turns = with_roles(provisional, assignment.roles)
+    hook("turns", turns)
+
+    provenance = {
+        "models": {k: {"name": m.name, "version": m.version, "sha256": m.sha256} for k, m in proc.model_infos.items()},
+        "config": to_dict(cfg),
+        "package_version": __version__,
+        "created": created,
+        "input": {"path_name": req.audio_path.name, "sha256": audio.sha256,
+                  "sample_rate": audio.source_sample_rate, "channels": audio.source_channels},
+        "diarization_method": diar.method,
+        "asr_language": transcript.language,
+    }
+    role_source = "channel" if channel_path and assignment.source == "manifest" else assignment.source
+    return _stage("analysis")(analyse_conversation)(
+        req.session_id, audio.duration_s, turns, words, diar.overlapping, diar.speakers, assignment.roles,
+        assignment.confidence, role_source, proc.classifier, cfg, provenance, dict(req.metadata), hook)
+
+
+def _transcribe(proc: SessionProcessor, audio: Audio, diar: Diarization, channel_path: bool) -> Transcript:
+    if not channel_path:
+        return proc.transcriber(audio)
+    # Exact path: each channel holds one speaker; transcribe each on its own and label its words.
+    words: list[Word] = []
+    language, lang_p = "", 0.0
+    for ch, spk in enumerate(diar.speakers):
+        one = Audio(samples=audio.samples[ch:ch + 1], sample_rate=audio.sample_rate,
+                    source_sample_rate=audio.source_sample_rate, source_channels=1, sha256=audio.sha256)
+        t = proc.transcriber(one)
+        words += [Word(w.start, w.end, w.text, w.probability, spk) for w in t.words]
+        if t.language_probability > lang_p:
+            language, lang_p = t.language, t.language_probability
+    words.sort(key=lambda w: (w.start, w.end))
+    return Transcript(words=tuple(words), language=language, language_probability=lang_p)
