@@ -1,0 +1,223 @@
+"""Speaker diarization adapter: pyannote.audio 4 SpeakerDiarization with segmentation-3.0 and CAM++.
+
+    Diarizer(cfg.diarization, cfg.models)(audio) -> pipeline.records.Diarization
+
+Loads everything once in `__init__` from the local model store (sha256-verified by models.store) and never
+touches a hub. No pyannote type leaves this module.
+
+How the pipeline is built (pyannote.audio 4.0.7, see its pipelines/speaker_diarization.py):
+- segmentation: `Model.from_pretrained(<store>/pyannote-segmentation-3.0/pytorch_model.bin)`, sliding
+  10 s window with step `cfg.step` (0.5 of the window by default instead of pyannote's 0.1: ~4x faster).
+- embedding: `models.campplus.CampplusEmbedding` (CAM++, 192-dim, cosine), batch size 1.
+- clustering: "AgglomerativeClustering" on cosine distances, with `clustering.constrained_assignment = True`
+  set after construction (it is not a constructor argument; without it a large step splits speakers
+  wrongly on short files).
+- PLDA: the constructor always loads one (`plda=None` raises), but only VBx clustering uses it.
+  `get_plda()` returns any `PLDA` instance as is, so an inert `_UnusedPLDA` subclass (no files, no
+  download) is passed; agglomerative clustering never calls it.
+
+Clustering hyper-parameters for CAM++ (CAMPPLUS_CLUSTERING) were tuned on synthetic flite sessions made by
+scripts/eval_diarization.py --tune (two and three voices, different text from the demo session); the
+pyannote sample and the demo session were not used for tuning and are what the evaluation reports.
+
+If `models_cfg.diarization_pipeline` names a local directory (a complete pyannote pipeline such as
+speaker-diarization-community-1 with its config.yaml), that pipeline is loaded instead with
+`Pipeline.from_pretrained(dir)` and its own parameters; the output conversion is the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import pipeline.offline  # noqa: F401  (offline / no-telemetry variables before any ML import)
+import numpy as np
+import torch
+from pyannote.audio import Model, Pipeline
+from pyannote.audio.core.plda import PLDA
+from pyannote.audio.pipelines import SpeakerDiarization
+
+from models.campplus import WEIGHTS_FILE, CampplusEmbedding
+from models.store import resolve
+from pipeline.config import DiarizationConfig, ModelsConfig
+from pipeline.errors import ModelError, SessionError
+from pipeline.records import Audio, Diarization, ModelInfo, Segment
+
+log = logging.getLogger(__name__)
+
+# Agglomerative clustering of CAM++ chunk embeddings (cosine distance in [0, 2]). Tuned on synthetic
+# two/three-voice flite sessions (scripts/eval_diarization.py --tune); see the module docstring.
+CAMPPLUS_CLUSTERING: dict[str, Any] = {"method": "centroid", "threshold": 0.6, "min_cluster_size": 3}
+
+SEGMENTATION_FILE = "pytorch_model.bin"
+
+
+class _UnusedPLDA(PLDA):
+    """A PLDA placeholder: pyannote's SpeakerDiarization constructor insists on loading a PLDA (only VBx
+    clustering uses it). Passing an instance makes `get_plda` return it as is, with no file or download.
+    Calling it is a bug."""
+
+    def __init__(self) -> None:  # noqa: D401  (deliberately skips PLDA.__init__: nothing to load)
+        pass
+
+    def __call__(self, embeddings: np.ndarray) -> np.ndarray:
+        raise RuntimeError("PLDA is not available offline: use agglomerative clustering")
+
+
+def _segments(annotation: Any) -> list[tuple[float, float, Any]]:
+    out = []
+    for turn, _, label in annotation.itertracks(yield_label=True):
+        start, end = round(float(turn.start), 3), round(float(turn.end), 3)
+        if end > start:
+            out.append((start, end, label))
+    out.sort(key=lambda s: (s[0], s[1], str(s[2])))
+    return out
+
+
+def annotations_to_diarization(overlapping: Any, exclusive: Any, method: str = "pyannote") -> Diarization:
+    """Convert pyannote Annotations (overlapping and exclusive tracks) to a Diarization record. Speakers
+    are renamed "S1", "S2", ... in order of first appearance in the overlapping track."""
+    ov = _segments(overlapping)
+    ex = _segments(exclusive)
+    names: dict[Any, str] = {}
+    for _, _, label in ov + ex:
+        if label not in names:
+            names[label] = f"S{len(names) + 1}"
+    return Diarization(
+        overlapping=tuple(Segment(s, e, names[lab]) for s, e, lab in ov),
+        exclusive=tuple(Segment(s, e, names[lab]) for s, e, lab in ex),
+        speakers=tuple(names.values()),
+        method=method,
+    )
+
+
+class Diarizer:
+    """pyannote speaker diarization with a local segmentation model and the CAM++ embedding.
+
+    `__call__(audio, num_speakers=None, min_speakers=None, max_speakers=None, hook=None)` diarizes the mono
+    mix of `audio` (16 kHz). Speaker-count arguments left as None fall back to the config's. `hook` is
+    pyannote's progress callable `hook(step, artifact, file=..., completed=..., total=...)`.
+    """
+
+    def __init__(self, cfg: DiarizationConfig, models_cfg: ModelsConfig) -> None:
+        self.cfg = cfg
+        if cfg.torch_threads > 0:
+            torch.set_num_threads(cfg.torch_threads)
+        self.device = torch.device(cfg.device)
+        infos: list[ModelInfo] = []
+        if models_cfg.diarization_pipeline:
+            self._pipeline = self._load_local_pipeline(models_cfg.diarization_pipeline, infos)
+        else:
+            self._pipeline = self._build_pipeline(cfg, models_cfg, infos)
+        self._pipeline.to(self.device)
+        self.model_infos: tuple[ModelInfo, ...] = tuple(infos)
+
+    # ----------------------------------------------------------------------------------------- loading
+
+    @staticmethod
+    def _load_local_pipeline(path: str, infos: list[ModelInfo]) -> Any:
+        d = Path(path).expanduser()
+        if not d.is_dir() or not (d / "config.yaml").is_file():
+            raise ModelError(
+                f"diarization_pipeline {path!r} is not a local pyannote pipeline directory with a config.yaml; "
+                "point models.diarization_pipeline at a downloaded copy, or leave it empty to use "
+                "segmentation-3.0 + CAM++"
+            )
+        infos.append(resolve(str(d)).info)
+        try:
+            pipe = Pipeline.from_pretrained(d)
+        except Exception as e:  # pyannote raises many kinds here
+            raise ModelError(f"cannot load the pyannote pipeline in {d}: {e}") from e
+        if pipe is None:
+            raise ModelError(f"cannot load the pyannote pipeline in {d}")
+        return pipe
+
+    @staticmethod
+    def _build_pipeline(cfg: DiarizationConfig, models_cfg: ModelsConfig, infos: list[ModelInfo]) -> Any:
+        seg = resolve(models_cfg.segmentation, store=models_cfg.store)
+        infos.append(seg.info)
+        seg_ckpt = seg.path / SEGMENTATION_FILE if seg.path.is_dir() else seg.path
+        try:
+            segmentation = Model.from_pretrained(seg_ckpt)
+        except Exception as e:
+            raise ModelError(f"cannot load the segmentation model {seg_ckpt}: {e}") from e
+        if segmentation is None:
+            raise ModelError(f"cannot load the segmentation model {seg_ckpt}")
+
+        emb = resolve(models_cfg.embedding, store=models_cfg.store)
+        infos.append(emb.info)
+        campplus = emb.path / WEIGHTS_FILE if emb.path.is_dir() else emb.path
+        is_campplus = campplus.name == WEIGHTS_FILE and campplus.is_file()
+        embedding: Any = CampplusEmbedding.from_weights(campplus) if is_campplus else str(emb.path)
+
+        try:
+            pipe = SpeakerDiarization(
+                legacy=False,
+                segmentation=segmentation,
+                segmentation_step=cfg.step,
+                embedding=embedding,
+                embedding_exclude_overlap=False,
+                plda=_UnusedPLDA(),
+                clustering="AgglomerativeClustering",
+                embedding_batch_size=cfg.embedding_batch_size,
+                segmentation_batch_size=cfg.segmentation_batch_size,
+            )
+        except Exception as e:
+            raise ModelError(f"cannot build the pyannote diarization pipeline: {e}") from e
+        clustering = dict(CAMPPLUS_CLUSTERING)
+        if cfg.clustering_method is not None:
+            clustering["method"] = cfg.clustering_method
+        if cfg.clustering_threshold is not None:
+            clustering["threshold"] = cfg.clustering_threshold
+        if cfg.min_cluster_size is not None:
+            clustering["min_cluster_size"] = cfg.min_cluster_size
+        pipe.instantiate(
+            {"segmentation": {"min_duration_off": cfg.min_duration_off}, "clustering": clustering}
+        )
+        pipe.clustering.constrained_assignment = True
+        return pipe
+
+    # ------------------------------------------------------------------------------------------- work
+
+    def __call__(
+        self,
+        audio: Audio,
+        num_speakers: int | None = None,
+        min_speakers: int | None = None,
+        max_speakers: int | None = None,
+        hook: Callable[..., Any] | None = None,
+    ) -> Diarization:
+        if audio.sample_rate != 16000:
+            raise SessionError(f"diarization needs 16 kHz audio, got {audio.sample_rate} Hz", stage="diarization")
+        if num_speakers is None and min_speakers is None and max_speakers is None:
+            num_speakers = self.cfg.num_speakers
+            min_speakers, max_speakers = self.cfg.min_speakers, self.cfg.max_speakers
+        waveform = torch.from_numpy(np.ascontiguousarray(audio.mono, dtype=np.float32)).unsqueeze(0)
+        file = {"waveform": waveform, "sample_rate": audio.sample_rate, "uri": "session"}
+        embedding = getattr(self._pipeline, "_embedding", None)
+        model = getattr(embedding, "model_", None)
+        if isinstance(model, CampplusEmbedding):
+            model.clear_cache()
+        try:
+            with torch.inference_mode():
+                output = self._pipeline(
+                    file,
+                    num_speakers=num_speakers,
+                    min_speakers=min_speakers,
+                    max_speakers=max_speakers,
+                    hook=hook,
+                )
+        except (RuntimeError, ValueError) as e:
+            raise SessionError(f"speaker diarization failed: {e}", stage="diarization") from e
+        finally:
+            if isinstance(model, CampplusEmbedding):
+                model.clear_cache()
+        if hasattr(output, "speaker_diarization"):
+            overlapping = output.speaker_diarization
+            exclusive = getattr(output, "exclusive_speaker_diarization", None)
+            if exclusive is None:
+                exclusive = overlapping
+        else:  # a legacy pipeline returns a bare Annotation
+            overlapping = exclusive = output
+        return annotations_to_diarization(overlapping, exclusive, method="pyannote")
