@@ -223,3 +223,52 @@ def _transcribe(proc: SessionProcessor, audio: Audio, diar: Diarization, channel
             language, lang_p = t.language, t.language_probability
     words.sort(key=lambda w: (w.start, w.end))
     return Transcript(words=tuple(words), language=language, language_probability=lang_p)
+
+
+class TranscriptProcessor:
+    """Text-only mode (`rupture tag`): an existing transcript in, the same analysis out (no `words`).
+    Loads only the tagger. Same shape as SessionProcessor so the runner treats both alike."""
+
+    has_audio = False
+
+    def __init__(self, cfg: Config, hook: Hook = _no_hook) -> None:
+        self.cfg = cfg
+        self.classifier = None
+        if cfg.tagging.enabled:
+            from models.tagger import MarkerClassifier
+
+            _set_threads(cfg)
+            self.classifier = MarkerClassifier(cfg.tagging, cfg.models)
+            hook("load_tagger")
+
+    @property
+    def model_infos(self) -> dict[str, ModelInfo]:
+        out: dict[str, ModelInfo] = {}
+        if self.classifier is not None:
+            for i, m in enumerate(self.classifier.model_infos):
+                out[("text_encoder", "tagger_head", "tagger_extra")[min(i, 2)]] = m
+        return out
+
+    def __call__(self, req: SessionRequest, hook: Hook = _no_hook, created: str = "") -> SessionRecord:
+        from pipeline.audio import file_sha256
+        from pipeline.transcript_io import read_transcript
+
+        parsed = _stage("transcript")(read_transcript)(req.audio_path)
+        hook("transcript", parsed)
+        speakers = tuple(dict.fromkeys(t.speaker for t in parsed.turns))
+        hint = req.therapist or next((s for s, r in parsed.roles.items() if r == "therapist"), None)
+        if parsed.roles and all(s in parsed.roles for s in speakers):
+            roles, conf, source = dict(parsed.roles), {s: 1.0 for s in speakers}, "transcript"
+        else:
+            a = assign_roles(parsed.turns, speakers, self.cfg.roles, therapist_hint=hint)
+            roles, conf, source = dict(a.roles), dict(a.confidence), a.source
+        provenance = {
+            "models": {k: {"name": m.name, "version": m.version, "sha256": m.sha256} for k, m in self.model_infos.items()},
+            "config": to_dict(self.cfg), "package_version": __version__, "created": created,
+            "input": {"path_name": req.audio_path.name, "sha256": file_sha256(req.audio_path), "kind": "transcript"},
+            "diarization_method": "transcript",
+        }
+        segments = segments_from_turns(parsed.turns)
+        return _stage("analysis")(analyse_conversation)(
+            req.session_id, parsed.duration_s, parsed.turns, None, segments, speakers, roles, conf, source,
+            self.classifier, self.cfg, provenance, dict(req.metadata), hook)

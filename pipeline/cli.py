@@ -1,0 +1,187 @@
+"""`rupture` command line (CONTRACT.md). Exit codes: 0 all sessions succeeded, 1 any failed or was refused,
+2 usage/config error (including a missing or tampered model at startup)."""
+
+from __future__ import annotations
+
+import pipeline.offline  # noqa: F401  (must come before any ML import)
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pipeline.config import Config, load_config
+from pipeline.errors import ConfigError, ModelError, RuptureError, UsageError
+
+log = logging.getLogger("rupture")
+DEMO_DIR = Path(__file__).with_name("demo")
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    for noisy in ("faster_whisper", "pytorch_lightning", "lightning", "pyannote", "speechbrain", "numba",
+                  "urllib3", "filelock", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    import warnings
+
+    warnings.filterwarnings("ignore")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.inputs import collect_jobs
+    from pipeline.runner import run_batch
+
+    cfg = _config(args)
+    jobs, refusals = collect_jobs(args.inputs, args.consent_on_file)
+    attestation = "operator attests consent is on file (--consent-on-file)" if args.consent_on_file else None
+    result = run_batch(jobs, refusals, Path(args.out), cfg, force=args.force, attestation=attestation)
+    print(f"{result.summary()}; outputs in {Path(args.out).resolve()}", file=sys.stderr)
+    return result.exit_code
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from pipeline.inputs import SessionJob, dedupe, safe_session_id
+    from pipeline.runner import run_batch
+    from pipeline.session import TranscriptProcessor
+
+    cfg = _config(args)
+    jobs = []
+    for raw in args.transcripts:
+        p = Path(raw)
+        if not p.is_file():
+            raise UsageError(f"transcript not found: {raw}")
+        sid = safe_session_id(p.parent.name if p.name == "session.json" else p.stem)
+        jobs.append(SessionJob(session_id=sid, audio_path=p, consent_source="transcript"))
+    jobs, refusals = dedupe(jobs, [])
+    result = run_batch(jobs, refusals, Path(args.out), cfg, force=args.force, processor_factory=TranscriptProcessor)
+    print(f"{result.summary()}; outputs in {Path(args.out).resolve()}", file=sys.stderr)
+    return result.exit_code
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.inputs import read_manifest
+    from pipeline.runner import run_batch
+
+    manifest = DEMO_DIR / "manifest.csv"
+    if not manifest.is_file():
+        raise UsageError(f"the bundled demo session is missing ({manifest}); reinstall the package")
+    cfg = _config(args)
+    jobs, refusals = read_manifest(manifest)
+    out = Path(args.out)
+    result = run_batch(jobs, refusals, out, cfg, force=args.force)
+    for o in result.outcomes:
+        sdir = (out / o.session_id).resolve()
+        if o.status in ("ok", "skipped"):
+            print(f"demo session {o.session_id}: {o.status}")
+            print(f"  session record: {sdir / 'session.json'}")
+            report = sdir / "report.html"
+            if report.exists():
+                print(f"  review page:    {report}")
+            print(f"  batch index:    {(out / 'index.html').resolve()}")
+        else:
+            print(f"demo session {o.session_id}: {o.status} ({o.stage}: {o.error})")
+    return result.exit_code
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from models import store
+
+    cfg = load_config(args.config)
+    if args.action == "fetch":
+        for r in store.fetch(args.names or None, cfg.models.store):
+            print(f"{r.info.name:28s} {r.info.version:8s} {r.info.sha256[:16]}  {r.path}")
+        return 0
+    bad = 0
+    for name in args.names or sorted(store.load_manifest()):
+        try:
+            r = store.resolve(name, cfg.models.store)
+            print(f"ok       {name:28s} {r.info.sha256[:16]}  {r.path}")
+        except ModelError as e:
+            bad += 1
+            print(f"FAILED   {name:28s} {e}")
+    return 1 if bad else 0
+
+
+def cmd_import_eaf(args: argparse.Namespace) -> int:
+    from pipeline.exports import import_eaf
+    from pipeline.serialize import read_session_json, write_session_json
+
+    session_path = Path(args.session)
+    rec = read_session_json(session_path)
+    new = import_eaf(Path(args.eaf), rec)
+    out = Path(args.out) if args.out else session_path
+    write_session_json(new, out)
+    print(f"imported {sum(e.type in ('rupture', 'repair', 'interruption') for e in new.events)} coded events into {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rupture", description=__doc__)
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("-q", "--quiet", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="process recordings (files, folders, manifest .csv)")
+    r.add_argument("inputs", nargs="+", metavar="INPUT")
+    r.add_argument("--out", required=True)
+    r.add_argument("--config")
+    r.add_argument("--consent-on-file", action="store_true",
+                   help="the operator attests that consent is on file for plain audio paths (audit-logged)")
+    r.add_argument("--force", action="store_true", help="redo sessions whose outputs are already complete")
+    r.set_defaults(fn=cmd_run)
+
+    t = sub.add_parser("tag", help="tag existing transcripts (.csv, .vtt with voices, session.json)")
+    t.add_argument("transcripts", nargs="+", metavar="TRANSCRIPT")
+    t.add_argument("--out", required=True)
+    t.add_argument("--config")
+    t.add_argument("--force", action="store_true")
+    t.set_defaults(fn=cmd_tag)
+
+    d = sub.add_parser("demo", help="run the bundled demo session")
+    d.add_argument("--out", default="out/demo")
+    d.add_argument("--config")
+    d.add_argument("--force", action="store_true")
+    d.set_defaults(fn=cmd_demo)
+
+    m = sub.add_parser("models", help="provision (fetch) or verify the local model store")
+    m.add_argument("action", choices=("fetch", "verify"))
+    m.add_argument("names", nargs="*")
+    m.add_argument("--config")
+    m.set_defaults(fn=cmd_models)
+
+    e = sub.add_parser("import-eaf", help="read an ELAN file a coder corrected back into session.json events")
+    e.add_argument("eaf")
+    e.add_argument("--session", required=True, help="the session.json to update")
+    e.add_argument("--out", help="write here instead of updating --session in place")
+    e.set_defaults(fn=cmd_import_eaf)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(-1 if args.quiet else args.verbose)
+    try:
+        return int(args.fn(args))
+    except (UsageError, ConfigError) as e:
+        print(f"rupture: error: {e}", file=sys.stderr)
+        return 2
+    except ModelError as e:
+        print(f"rupture: model error: {e}", file=sys.stderr)
+        return 2
+    except RuptureError as e:
+        print(f"rupture: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rupture: aborted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
