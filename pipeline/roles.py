@@ -23,7 +23,7 @@ from pipeline.config import RolesConfig
 from pipeline.records import Turn
 
 _QUESTION_START = re.compile(
-    r"^(how|what|why|when|where|who|which|do|does|did|are|is|was|were|can|could|would|will|have|has|shall|"
+    r"^(?:(?:so|and|but|okay|ok|well|um|uh|right|now|then)\b[,]?\s+)*(how|what|why|when|where|who|which|do|does|did|are|is|was|were|can|could|would|will|have|has|shall|"
     r"tell me|say more|i wonder)\b", re.I)
 _THERAPIST_PHRASES = re.compile(
     r"\b(how did|how are you|how have you|what comes up|tell me (more|about)|let'?s|homework|this week|"
