@@ -90,18 +90,22 @@ class DiarizationConfig:
     # (median per-frame level difference, dB, over frames with speech); else fall back to pyannote on the mix.
     stereo_channel_path: bool = True
     stereo_min_channel_separation_db: float = 6.0
-    # Channel-path speech activity: frame RMS over `stereo_frame_s` windows every `stereo_hop_s`; a frame is
-    # speech when it is within `stereo_vad_relative_db` of the channel's speech level (its 95th-percentile
-    # frame level) and above `stereo_vad_floor_dbfs`, and not a leak of the other channel (more than
+    # Channel-path speech activity (pipeline/channels.py): frame RMS over `stereo_frame_s` windows every
+    # `stereo_hop_s`; a frame is speech when it is within `stereo_vad_relative_db` of the channel's speech
+    # level (95th-percentile frame level), at least `stereo_vad_noise_margin_db` above its noise level
+    # (5th percentile), above `stereo_vad_floor_dbfs`, and not a leak of the other channel (more than
     # `stereo_crosstalk_db` quieter than it). Gaps under `stereo_min_silence_s` are bridged (hangover), then
-    # speech runs under `stereo_min_speech_s` dropped.
+    # speech runs under `stereo_min_speech_s` dropped. Where both speak, the exclusive track takes the
+    # channel that is louder on average over `stereo_overlap_smoothing_s`.
     stereo_frame_s: float = 0.03
     stereo_hop_s: float = 0.01
     stereo_vad_relative_db: float = 30.0
+    stereo_vad_noise_margin_db: float = 6.0
     stereo_vad_floor_dbfs: float = -60.0
-    stereo_crosstalk_db: float = 15.0
+    stereo_crosstalk_db: float = 10.0
     stereo_min_silence_s: float = 0.3
     stereo_min_speech_s: float = 0.15
+    stereo_overlap_smoothing_s: float = 0.5
     torch_threads: int = 2
 
 
