@@ -117,17 +117,54 @@ class RolesConfig:
 
 @dataclass(frozen=True)
 class MeasuresConfig:
-    """Conversation measures (pipeline.measures). Defaults justified in that module's docstring."""
+    """Conversation measures (pipeline.measures; definitions in that module's docstring)."""
 
+    # Talk-time windows. 5 min is long enough to hold several exchanges and short enough to localise a
+    # stretch where one party dominates. The step equals the window by default, so each stretch of the
+    # session is flagged at most once; a smaller step gives truly sliding windows (more events).
     window_s: float = 300.0
-    window_step_s: float = 60.0
+    window_step_s: float = 300.0
+    # talk_time_imbalance band on the therapist's share of speech (therapist talk / all talk). Therapists
+    # typically hold about 30-50% of speech in talk-therapy sessions; above 60% is lecturing/dominating,
+    # below 20% is near-absence from the exchange (defaults given by the issue).
     therapist_share_high: float = 0.60
     therapist_share_low: float = 0.20
+    # A window with less speech than this is not judged (a share of 20 s of speech means little).
+    min_window_speech_s: float = 30.0
+    # Overlaps shorter than this are transition noise, not events: Heldner & Edlund (2010) found most
+    # between-speaker overlaps are under ~200 ms, and speakers time turn starts to within ~200 ms
+    # (Stivers et al. 2009), so shorter overlaps are mis-timed transitions, not competition for the floor.
     min_overlap_s: float = 0.2
+    # Backchannels (Yngve 1970; Ward & Tsukahara 2000): at most ~1 s and 3 words, all from the lexicon.
     backchannel_max_s: float = 1.0
     backchannel_max_words: int = 3
+    backchannel_lexicon: tuple[str, ...] = (
+        "mm-hmm", "mhm", "mm", "hmm", "uh-huh", "uh huh", "yeah", "yes", "yep", "yup", "right", "okay", "ok",
+        "sure", "i see", "exactly", "true", "got it", "alright", "all right", "that's right", "oh", "ah",
+    )
+    # The interrupted speaker "yields" when they stop within this time of the incoming onset: overlaps are
+    # resolved within one or two syllables, typically well under 1 s (Schegloff 2000).
     yield_window_s: float = 1.0
+    # Fallback (no words for the holder): they were at a completion point when they stop within this time
+    # of the onset, i.e. the overlap started on their last word (Jefferson 1984, terminal overlap).
+    terminal_overlap_s: float = 0.5
+    # A successful interrupter must go on talking at least this long after the holder stops (claims the
+    # floor); otherwise both stopped and it is a plain overlap.
+    floor_claim_s: float = 0.5
+    # A speaker's segments closer than this are one burst (a breath / stop closure is not a floor change).
+    merge_gap_s: float = 0.3
+    # The holder "keeps the floor" across a backchannel if they resume within this time of its end.
+    resume_gap_s: float = 1.0
+    # Pauses: gaps between words of at least `pause_min_s` count as within-turn pauses (Goldman-Eisler's
+    # 250 ms convention separates pauses from articulatory gaps); `long_pause` events from `long_pause_s`
+    # (3 s: beyond the ~1 s "standard maximum" silence of Jefferson 1989 by a wide margin).
+    pause_min_s: float = 0.25
     long_pause_s: float = 3.0
+    # A word gap that the overlapping diarization track marks as speech for more than this fraction is
+    # speech the ASR missed, not a pause.
+    pause_max_speech_fraction: float = 0.5
+    # Minimal response: a turn of at most this many words after a question or invitation (3RS
+    # "minimal response" withdrawal marker: "yeah", "I don't know", "fine I guess").
     minimal_response_max_words: int = 3
 
 
