@@ -185,7 +185,20 @@ class TaggingConfig:
 
 @dataclass(frozen=True)
 class ExportsConfig:
+    """Per-session exports (pipeline.exports). All on by default: together they take well under a second
+    for an hour-long session (scripts/bench_exports.py)."""
+
+    # Which files to write next to session.json: html (report.html), eaf (session.eaf), rttm, vtt,
+    # textgrid (session.TextGrid), csv (turns.csv + events.csv), txt (transcript.txt).
     formats: tuple[str, ...] = ("html", "eaf", "rttm", "vtt", "textgrid", "csv", "txt")
+    # Write sessions/turns/events .parquet across all sessions of the output folder after a run.
+    corpus_tables: bool = True
+
+    def __post_init__(self) -> None:
+        allowed = ("html", "eaf", "rttm", "vtt", "textgrid", "csv", "txt")
+        unknown = [f for f in self.formats if f not in allowed]
+        if unknown:
+            raise ConfigError(f"exports.formats: unknown format(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
 
 
 @dataclass(frozen=True)
