@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from pipeline.audio import file_sha256
 from pipeline.config import Config, to_dict
@@ -83,7 +83,6 @@ class SessionOutcome:
     stage: str | None = None
     error: str | None = None
     seconds: float = 0.0
-    counts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -115,24 +114,6 @@ def is_complete(session_dir: Path, input_sha: str, cfg_digest: str) -> bool:
         return all((session_dir / name).is_file() for name in prov.get("outputs", []))
     except (OSError, ValueError, KeyError, TypeError):
         return False
-
-
-def _counts(record: Any) -> dict[str, Any]:
-    m = record.metrics
-    events = record.events
-    c = {"duration_s": round(record.duration_s, 1),
-         "ruptures": sum(e.type == "rupture" for e in events),
-         "unresolved": sum(e.type == "rupture" and not e.resolved for e in events),
-         "repairs": sum(e.type == "repair" for e in events),
-         "interruptions": sum(e.type == "interruption" for e in events)}
-    share = None
-    for s in record.speakers:
-        if s.role == "therapist":
-            total = sum(x.talk_time_s for x in record.speakers) or 1.0
-            share = round(s.talk_time_s / total, 3)
-    c["therapist_share"] = share
-    _ = m
-    return c
 
 
 def write_outputs(record: Any, session_dir: Path, audio_path: Path | None, cfg: Config,
@@ -212,8 +193,7 @@ def run_batch(jobs: list[SessionJob], refusals: list[Refusal], out_dir: Path, cf
             if sha and not force and is_complete(out_dir / job.session_id, sha, digest):
                 log.info("session %s: already complete for this input and config, skipped", job.session_id)
                 audit.write("skipped", session_id=job.session_id, input_sha256=sha)
-                result.outcomes.append(SessionOutcome(job.session_id, "skipped",
-                                                      counts=_counts(read_session_json(out_dir / job.session_id / "session.json"))))
+                result.outcomes.append(SessionOutcome(job.session_id, "skipped"))
                 continue
             pending.append((job, sha))
 
@@ -266,7 +246,7 @@ def run_one(proc: Any, job: SessionJob, sha: str | None, out_dir: Path, cfg: Con
                     models=model_hashes, consent=consent, seconds=round(secs, 2))
         log.info("session %s: done in %.1f s (%.1fx real time)", job.session_id, secs,
                  record.duration_s / max(secs, 1e-9))
-        return SessionOutcome(job.session_id, "ok", seconds=secs, counts=_counts(record))
+        return SessionOutcome(job.session_id, "ok", seconds=secs)
     except SessionError as e:
         return _fail(job, sha, session_dir, e.stage, str(e), audit, consent, t0)
     except OSError as e:  # disk full, read-only output folder, permissions
@@ -296,17 +276,29 @@ def _log_hook(session_id: str) -> Callable[..., None]:
 
 
 def _write_index(out_dir: Path, result: BatchResult) -> None:
+    """index.html over every session in the output folder (earlier batches too), plus corpus tables."""
+    from pipeline.exports import SessionSummary, summary_from_record, write_corpus_tables, write_index
+
+    this_batch = {o.session_id: o for o in result.outcomes}
+    rows: dict[str, SessionSummary] = {}
+    for d in sorted(p for p in out_dir.iterdir() if p.is_dir()):
+        sj, fj = d / "session.json", d / "failure.json"
+        status = this_batch[d.name].status if d.name in this_batch else "ok"
+        try:
+            if sj.is_file() and status in ("ok", "skipped"):
+                rows[d.name] = summary_from_record(read_session_json(sj), status=status)
+            elif fj.is_file():
+                f = json.loads(fj.read_text(encoding="utf-8"))
+                rows[d.name] = SessionSummary(d.name, "failed", error=f.get("error"), stage=f.get("stage"))
+        except (OSError, ValueError, KeyError) as e:
+            log.warning("index: cannot read outputs of %s (%s)", d.name, type(e).__name__)
+    for o in result.outcomes:
+        if o.status == "refused":
+            rows[o.session_id] = SessionSummary(o.session_id, "refused", error=o.error)
+        elif o.status == "failed":
+            rows[o.session_id] = SessionSummary(o.session_id, "failed", error=o.error, stage=o.stage)
     try:
-        from pipeline.exports import SessionSummary, write_corpus_tables, write_index
-    except ImportError:
-        return
-    try:
-        write_index(out_dir, [SessionSummary.from_outcome(o) if hasattr(SessionSummary, "from_outcome") else o
-                              for o in _all_outcomes(out_dir, result.outcomes)])
+        write_index(out_dir, [rows[k] for k in sorted(rows)])
         write_corpus_tables(out_dir)
     except OSError as e:
         log.error("could not write the batch index/corpus tables: %s", e.strerror or type(e).__name__)
-
-
-def _all_outcomes(out_dir: Path, outcomes: Iterable[SessionOutcome]) -> list[SessionOutcome]:
-    return list(outcomes)
