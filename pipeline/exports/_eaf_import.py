@@ -47,10 +47,18 @@ def _code_tiers(eaf: Any, etype: str) -> list[str]:
 
 
 def _notes_for(eaf: Any, tier: str) -> dict[tuple[int, int], str]:
+    """Notes (child ref annotations) keyed by their parent's (start_ms, end_ms). Orphans (a parent the
+    coder deleted in a tool that left the child behind) are ignored."""
     notes: dict[tuple[int, int], str] = {}
+    aligned = eaf.tiers[tier][0]
     for child in eaf.get_child_tiers_for(tier):
-        for start, end, value, _ref in eaf.get_ref_annotation_data_for_tier(child):
-            notes[(int(start), int(end))] = value or ""
+        for ref, value, _prev, _svg in eaf.tiers[child][1].values():
+            if ref not in aligned:
+                continue
+            start_ts, end_ts = aligned[ref][0], aligned[ref][1]
+            start, end = eaf.timeslots.get(start_ts), eaf.timeslots.get(end_ts)
+            if start is not None and end is not None:
+                notes[(int(start), int(end))] = value or ""
     return notes
 
 

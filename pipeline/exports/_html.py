@@ -216,21 +216,22 @@ def _timeline(record: SessionRecord, names: Mapping[str, str], roles: Mapping[st
             x1, x2 = _x(s, dur), _x(e, dur)
             out.append(f'<rect class="seg-{role_cls} seekable" data-start="{_t(s)}" x="{x1:.1f}" y="{y + 2:.1f}" '
                        f'width="{max(0.4, x2 - x1):.1f}" height="{lane_h - 4:.1f}"/>')
-        y += lane_h + 3
+        y += lane_h + 4
+    y += 2
     # overlaps and long pauses
-    lane("overlaps", y, 10.0)
+    lane("overlaps", y, 11.0)
     for s, e in _overlaps(spans):
         x1, x2 = _x(s, dur), _x(e, dur)
         out.append(f'<rect class="ovl seekable" data-start="{_t(s)}" x="{x1:.1f}" y="{y + 1:.1f}" '
-                   f'width="{max(0.8, x2 - x1):.1f}" height="8"/>')
-    y += 13
-    lane("pauses", y, 10.0)
+                   f'width="{max(0.8, x2 - x1):.1f}" height="9"/>')
+    y += 15
+    lane("pauses", y, 11.0)
     for ev in record.events:
         if ev.type == "long_pause":
             x1, x2 = _x(ev.start, dur), _x(ev.end, dur)
             out.append(f'<rect class="pause seekable" data-start="{_t(ev.start)}" x="{x1:.1f}" y="{y + 1:.1f}" '
-                       f'width="{max(0.8, x2 - x1):.1f}" height="8"><title>pause {ev.end - ev.start:.1f} s</title></rect>')
-    y += 13
+                       f'width="{max(0.8, x2 - x1):.1f}" height="9"><title>pause {ev.end - ev.start:.1f} s</title></rect>')
+    y += 15
     # flags
     flag_h = 18.0
     lane("flags", y, flag_h)
@@ -239,9 +240,10 @@ def _timeline(record: SessionRecord, names: Mapping[str, str], roles: Mapping[st
         wide = ev.type == "talk_time_imbalance"
         w = max(0.8, x2 - x1) if wide else 3.0
         xs = x1 if wide else x1 - 1.5
+        ys, hs = (y + flag_h - 5, 4.0) if wide else (y + 1, flag_h - 2)
         label = f"{type_label(ev.type)}: {subtype_label(ev.subtype)}" if ev.subtype else type_label(ev.type)
         out.append(f'<rect class="mark mark-{ev.type}" data-type="{ev.type}" data-conf="{ev.confidence:.3f}" '
-                   f'data-start="{_t(ev.start)}" x="{xs:.1f}" y="{y + 1:.1f}" width="{w:.1f}" height="{flag_h - 2:.0f}">'
+                   f'data-start="{_t(ev.start)}" x="{xs:.1f}" y="{ys:.1f}" width="{w:.1f}" height="{hs:.0f}">'
                    f'<title>{_e(label)} ({ev.confidence:.2f}) at {_clock(ev.start)}</title></rect>')
     y += flag_h + 3
     # therapist talk share over time
@@ -302,7 +304,7 @@ def _flag(i: int, ev: Event, by_index: Mapping[int, Turn], order: Sequence[int],
           repaired_by: Mapping[int, Event]) -> str:
     sub = subtype_label(ev.subtype)
     head = [f'<button class="t" type="button" data-start="{_t(ev.start)}">{_clock(ev.start)}</button>',
-            f'<span class="kind">{_e(type_label(ev.type))}</span>']
+            f'<span class="kind">{_e(type_label(ev.type)[:1].upper() + type_label(ev.type)[1:])}</span>']
     if sub:
         head.append(f'<span class="sub">{_e(sub)}</span>')
     head.append(f'<span class="conf">confidence {ev.confidence:.2f}</span>')
