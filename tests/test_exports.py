@@ -508,3 +508,23 @@ def test_import_eaf_errors(small: SessionRecord, tmp_path: Path) -> None:
     Elan.to_eaf(str(tmp_path / "plain.eaf"), plain)
     with pytest.raises(UsageError, match="no rupture, repair or interruption tier"):
         import_eaf(tmp_path / "plain.eaf", small)
+
+
+# ------------------------------------------------------------------------------------------ speed
+
+def test_sixty_minute_session_exports_under_five_seconds(tmp_path: Path) -> None:
+    import importlib.util
+    import time
+
+    spec = importlib.util.spec_from_file_location("bench_exports", ROOT / "scripts" / "bench_exports.py")
+    bench = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(bench)
+    rec = bench.synthetic_session(60.0)
+    assert len(rec.turns) == 900 and len(rec.events) >= 150 and 8000 <= len(rec.words) <= 10000
+    write_exports(rec, tmp_path / "warmup", None, ("rttm", "eaf", "vtt", "textgrid"))  # library imports
+    t0 = time.perf_counter()
+    paths = write_exports(rec, tmp_path / "out", tmp_path / "a.wav", FORMATS)
+    elapsed = time.perf_counter() - t0
+    assert len(paths) == len(ALL_FILES)
+    assert elapsed < 5.0, f"all exports of a 60-minute session took {elapsed:.2f} s"
