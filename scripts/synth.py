@@ -27,6 +27,8 @@ Ground truth is computed from the timeline by pure functions (`build_truth`):
   still running when the backchannel ends, or the other speaker talks next);
 * long pauses: silences of at least `long_pause_s` (3 s) where nobody speaks, with who spoke before/after;
 * talk time per speaker and per role (union of each speaker's utterances);
+* talk-time imbalance: one `talk_time_imbalance` event when the therapist role has at least
+  `imbalance_share` (0.7) of the talk time (`therapist_dominates`) or at most 1 - that (`client_dominates`);
 * ruptures/repairs: from line labels "rupture:<3RS subtype>" / "repair:<subtype>"; a rupture is resolved
   by the first repair of another speaker within the next `repair_window` non-backchannel utterances.
 
@@ -358,6 +360,13 @@ def talk_time(utts: Sequence[Utterance], cast: Sequence[Part]) -> TalkTime:
     return TalkTime(tuple(by_speaker), tuple(by_role), _r(total), _r(max(0.0, per_spk_sum - total)))
 
 
+def _cast_of(utts: Sequence[Utterance]) -> tuple[Part, ...]:
+    seen: dict[str, Part] = {}
+    for u in utts:
+        seen.setdefault(u.speaker, Part(u.speaker, u.role, u.voice))
+    return tuple(seen.values())
+
+
 def _overlap_regions(utts: Sequence[Utterance]) -> list[tuple[float, float, Utterance, Utterance]]:
     """(start, end, earlier, later) for each pair of different-speaker utterances that overlap."""
     out = []
@@ -373,6 +382,7 @@ def _overlap_regions(utts: Sequence[Utterance]) -> list[tuple[float, float, Utte
 
 def build_events(
     utts: Sequence[Utterance], *, long_pause_s: float = 3.0, yield_window_s: float = 1.0, repair_window: int = 4,
+    imbalance_share: float = 0.7,
 ) -> tuple[Event, ...]:
     """Event truth from a placed timeline (pure). See the module docstring for the rules."""
     bcs = backchannel_indices(utts)
@@ -425,6 +435,20 @@ def build_events(
                          ("speaker_after", after.speaker), ("before_index", before.index)),
             ))
 
+    by_role: dict[str, float] = {}
+    for u_role, t in talk_time(utts, _cast_of(utts)).by_role:
+        by_role[u_role] = t
+    total = sum(by_role.values())
+    if total > 0 and "therapist" in by_role and "client" in by_role:
+        share = by_role["therapist"] / total
+        if share >= imbalance_share or share <= 1.0 - imbalance_share:
+            therapists = sorted({u.speaker for u in utts if u.role == "therapist"})
+            events.append(Event(
+                "talk_time_imbalance", "therapist_dominates" if share >= imbalance_share else "client_dominates",
+                _r(utts[0].start if utts else 0.0), _r(max(u.end for u in utts)), therapists[0], None, None, 1.0,
+                f"therapist share of talk time {share:.2f}", details=(("therapist_share", _r(share)),),
+            ))
+
     main = [u for u in utts if u.index not in bcs]
     for pos, u in enumerate(main):
         prev_other = next((v for v in reversed(main[:pos]) if v.speaker != u.speaker), None)
@@ -446,7 +470,8 @@ def build_events(
             else:
                 raise SynthError(f"unknown label {lab!r} (use rupture:<subtype> or repair:<subtype>)")
 
-    order = {t: i for i, t in enumerate(("overlap", "interruption", "backchannel", "long_pause", "rupture", "repair"))}
+    order = {t: i for i, t in enumerate(("talk_time_imbalance", "overlap", "interruption", "backchannel", "long_pause",
+                                          "rupture", "repair"))}
     return tuple(sorted(events, key=lambda ev: (ev.start, order.get(ev.type, 9), ev.turn_index or 0)))
 
 
