@@ -124,8 +124,12 @@ def validate_item(obj: object) -> list[str]:
     errors: list[str] = []
     keys = set(obj)
     if keys != ITEM_KEYS:
-        missing, extra = sorted(ITEM_KEYS - keys), sorted(keys - ITEM_KEYS)
-        errors.append(f"keys: missing {missing}, unexpected {extra}")
+        parts = []
+        if ITEM_KEYS - keys:
+            parts.append(f"missing {sorted(ITEM_KEYS - keys)}")
+        if keys - ITEM_KEYS:
+            parts.append(f"unexpected {sorted(keys - ITEM_KEYS)}")
+        errors.append("keys: " + ", ".join(parts))
     item_id = obj.get("id")
     if not isinstance(item_id, str) or not item_id.strip():
         errors.append("id: must be a non-empty string")
