@@ -408,7 +408,7 @@ def test_corpus_tables_other_readers(small: SessionRecord, tmp_path: Path) -> No
     except ImportError:
         duckdb = None
     if duckdb is not None:
-        n = duckdb.sql(f"SELECT count(*) FROM '{tmp_path}/events.parquet' WHERE type = 'rupture'").fetchone()[0]
+        n = duckdb.sql(f"SELECT count(*) FROM '{tmp_path}/events.parquet' WHERE type = 'rupture'").fetchall()[0][0]
         assert n == 5
         readers += 1
     try:
