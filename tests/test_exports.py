@@ -360,6 +360,8 @@ def test_index_page(small: SessionRecord, tmp_path: Path) -> None:
     page = path.read_text(encoding="utf-8")
     assert '<a href="demo-small/report.html">demo-small</a>' in page
     assert "s&lt;02&gt;" in page and "<02>" not in page
+    assert '<a href="s04/report.html">s04</a>' in page  # skipped: done in an earlier run, report exists
+    assert 'href="s03' not in page and "s%3C02" not in page  # refused/failed: no report to link
     assert "audio: audio could not be decoded" in page
     assert "4 sessions: 1 ok, 1 failed, 1 refused, 1 skipped" in page
     assert not re.search(r"(?i)https?://", page) and "<script" not in page

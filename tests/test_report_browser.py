@@ -261,6 +261,23 @@ def test_clicking_a_flag_seeks_the_audio(page_env) -> None:
     assert dt.js("document.getElementById('turn-7').classList.contains('current')")
 
 
+def test_clicking_the_timeline_seeks_there(page_env) -> None:
+    dt, _, _, record = page_env
+    data = dt.js("JSON.parse(document.getElementById('session-data').textContent)")
+    target = 60.0
+    x_user = data["timeline"]["x0"] + target / data["duration"] * data["timeline"]["width"]
+    # a point on the 'pauses' lane background at user x, converted to client coordinates
+    pos = dt.js(f"""(() => {{ const svg = document.querySelector('svg.timeline');
+        svg.scrollIntoView({{block: 'center'}});
+        const lane = [...svg.querySelectorAll('rect.lane-bg')][3];
+        const p = svg.createSVGPoint(); p.x = {x_user}; p.y = Number(lane.getAttribute('y')) + 5;
+        const c = p.matrixTransform(svg.getScreenCTM()); return [c.x, c.y]; }})()""")
+    for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+        dt.send("Input.dispatchMouseEvent", {"type": kind, "x": pos[0], "y": pos[1], "button": "left", "clickCount": 1})
+    # one screen pixel is about duration / (timeline width in pixels) seconds
+    assert dt.js("document.getElementById('audio').currentTime") == pytest.approx(target, abs=0.5)
+
+
 def test_keyboard_moves_between_flags(page_env) -> None:
     dt, *_ = page_env
     starts = dt.js("[...document.querySelectorAll('li.flag')].map(e => Number(e.dataset.start))")

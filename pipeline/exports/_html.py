@@ -202,7 +202,7 @@ def _timeline(record: SessionRecord, names: Mapping[str, str], roles: Mapping[st
     lane_h = 16.0
 
     def lane(label: str, ypos: float, h: float) -> None:
-        out.append(f'<rect class="lane-bg seekable" data-start="0" x="{_X0:.1f}" y="{ypos:.1f}" width="{_W:.1f}" '
+        out.append(f'<rect class="lane-bg seekable" x="{_X0:.1f}" y="{ypos:.1f}" width="{_W:.1f}" '
                    f'height="{h:.1f}"/>')
         out.append(f'<text x="4" y="{ypos + h - 4:.1f}">{_e(label)}</text>')
 
@@ -474,7 +474,7 @@ def render_index(sessions: Sequence[SessionSummary], title: str = "Batch review 
     rows = []
     for s in sorted(sessions, key=lambda s: s.session_id):
         c = s.counts
-        if s.status == "ok":
+        if s.status in ("ok", "skipped") or s.report:
             href = s.report or f"{s.session_id}/report.html"
             name = f'<a href="{_e(quote(href, safe="/._-~"))}">{_e(s.session_id)}</a>'
         else:

@@ -64,6 +64,16 @@
     if (target.closest("summary, input, label, audio, a")) { return; }
     var flag = target.closest("li.flag");
     if (flag) { activate(flag); return; }
+    var svg = target.closest("svg.timeline");
+    if (svg && !target.closest(".mark")) {
+      // anywhere else on the timeline: play from the time under the pointer
+      var pt = svg.createSVGPoint();
+      pt.x = ev.clientX; pt.y = ev.clientY;
+      var user = pt.matrixTransform(svg.getScreenCTM().inverse());
+      var frac = (user.x - data.timeline.x0) / data.timeline.width;
+      if (frac >= 0 && frac <= 1) { seek(frac * data.duration); }
+      return;
+    }
     var el = target.closest("[data-start]");
     if (el) { seek(el.getAttribute("data-start")); }
   });
