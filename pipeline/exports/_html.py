@@ -197,7 +197,8 @@ def _timeline(record: SessionRecord, names: Mapping[str, str], roles: Mapping[st
     for tk in _ticks(dur):
         x = _x(tk, dur)
         tick_xs.append(x)
-        out.append(f'<text x="{x + 2:.1f}" y="{axis_y:.0f}">{_clock(tk)}</text>')
+        if x <= _X0 + _W - 30:  # no label that would be cut off at the right edge
+            out.append(f'<text x="{x + 2:.1f}" y="{axis_y:.0f}">{_clock(tk)}</text>')
     y = axis_y + 6
     lane_h = 16.0
 
