@@ -303,7 +303,8 @@ def test_report_content(small: SessionRecord) -> None:
                              if e.type in ("rupture", "repair", "interruption", "talk_time_imbalance"))
     assert [float(f[3]) for f in flags] == sorted(float(f[3]) for f in flags)
     assert "withdrawal: minimal response" in page and "invites discussion of the rupture" in page
-    assert "surrounding turns" in page and "resolved (repair at 0:33)" in page
+    assert "surrounding turns" in page and '<span class="status resolved">resolved</span>' in page
+    assert re.search(r'<button class="t jump" type="button" data-start="33.810">repair at 0:33</button>', page)
     assert len(re.findall(r'<li class="turn', page)) == len(small.turns)
     assert page.count('class="mark mark-') == len(flags)
     assert "<svg" in page and 'id="playhead"' in page
@@ -530,3 +531,15 @@ def test_sixty_minute_session_exports_under_five_seconds(tmp_path: Path) -> None
     elapsed = time.perf_counter() - t0
     assert len(paths) == len(ALL_FILES)
     assert elapsed < 5.0, f"all exports of a 60-minute session took {elapsed:.2f} s"
+
+
+def test_therapist_share_prefers_the_measures_value(small: SessionRecord) -> None:
+    from pipeline.exports._summary import therapist_talk_share
+
+    assert therapist_talk_share(small) == pytest.approx(
+        small.speakers[0].talk_time_s / sum(s.talk_time_s for s in small.speakers))
+    with_metric = dataclasses.replace(small, metrics={**small.metrics, "therapist_share": 0.42})
+    assert therapist_talk_share(with_metric) == 0.42
+    assert "Therapist talk share</dt><dd>42%</dd>" in render_report(with_metric, None)
+    odd = dataclasses.replace(small, metrics={"therapist_share": "high"})
+    assert therapist_talk_share(odd) == therapist_talk_share(small)

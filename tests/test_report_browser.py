@@ -278,6 +278,19 @@ def test_clicking_the_timeline_seeks_there(page_env) -> None:
     assert dt.js("document.getElementById('audio').currentTime") == pytest.approx(target, abs=0.5)
 
 
+def test_repair_link_and_context_lines_seek(page_env) -> None:
+    dt, _, _, record = page_env
+    rupture = next(e for e in record.events if e.type == "rupture" and e.resolved)
+    repair_start = next(t.start for t in record.turns if t.index == rupture.repair_turn_index)
+    dt.click(f"li.flag[data-start='{rupture.start:.3f}'] .jump")
+    assert dt.js("document.getElementById('audio').currentTime") == pytest.approx(repair_start, abs=0.01)
+    dt.js(f"document.querySelector(\"li.flag[data-start='{rupture.start:.3f}'] details\").open = true")
+    dt.click(f"li.flag[data-start='{rupture.start:.3f}'] details p:first-of-type")
+    first_ctx = dt.js(f"Number(document.querySelector(\"li.flag[data-start='{rupture.start:.3f}'] details p\").dataset.start)")
+    assert first_ctx < rupture.start
+    assert dt.js("document.getElementById('audio').currentTime") == pytest.approx(first_ctx, abs=0.01)
+
+
 def test_keyboard_moves_between_flags(page_env) -> None:
     dt, *_ = page_env
     starts = dt.js("[...document.querySelectorAll('li.flag')].map(e => Number(e.dataset.start))")

@@ -311,15 +311,16 @@ def _flag(i: int, ev: Event, by_index: Mapping[int, Turn], order: Sequence[int],
     head.append(f'<span class="conf">confidence {ev.confidence:.2f}</span>')
     if ev.type == "rupture":
         if ev.resolved:
-            where = ""
+            head.append('<span class="status resolved">resolved</span>')
             if ev.repair_turn_index is not None and ev.repair_turn_index in by_index:
-                where = f" (repair at {_clock(by_index[ev.repair_turn_index].start)})"
-            head.append(f'<span class="status resolved">resolved{_e(where)}</span>')
+                rt = by_index[ev.repair_turn_index].start
+                head.append(f'<button class="t jump" type="button" data-start="{_t(rt)}">repair at {_clock(rt)}</button>')
         else:
             head.append('<span class="status unresolved">unresolved</span>')
     if ev.type == "repair" and ev.turn_index is not None and ev.turn_index in repaired_by:
         r = repaired_by[ev.turn_index]
-        head.append(f'<span class="status resolved">repairs the rupture at {_clock(r.start)}</span>')
+        head.append(f'<span class="status resolved">repairs</span><button class="t jump" type="button" '
+                    f'data-start="{_t(r.start)}">rupture at {_clock(r.start)}</button>')
     if ev.speaker:
         who = names.get(ev.speaker, ev.speaker)
         if ev.target_speaker:

@@ -6,14 +6,20 @@ Computed from the record's speakers and events (always present), so they do not 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from pipeline.records import Event, SessionRecord
 from pipeline.exports._labels import speaker_roles
 
 
 def therapist_talk_share(record: SessionRecord) -> float | None:
-    """Therapist talk time / all talk time (None when there is no talk or no therapist)."""
+    """Therapist talk time / all talk time (None when there is no talk or no therapist).
+
+    Uses metrics["therapist_share"] (pipeline.measures) when it is a number in [0, 1], else the
+    speakers' talk times."""
+    m = record.metrics.get("therapist_share") if isinstance(record.metrics, Mapping) else None
+    if isinstance(m, (int, float)) and not isinstance(m, bool) and 0.0 <= float(m) <= 1.0:
+        return float(m)
     total = sum(s.talk_time_s for s in record.speakers)
     ther = sum(s.talk_time_s for s in record.speakers if s.role == "therapist")
     if total <= 0 or not any(s.role == "therapist" for s in record.speakers):

@@ -62,6 +62,8 @@
   document.addEventListener("click", function (ev) {
     var target = ev.target;
     if (target.closest("summary, input, label, audio, a")) { return; }
+    var jump = target.closest(".jump, details [data-start]");
+    if (jump) { seek(jump.getAttribute("data-start")); return; }
     var flag = target.closest("li.flag");
     if (flag) { activate(flag); return; }
     var svg = target.closest("svg.timeline");
