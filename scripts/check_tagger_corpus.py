@@ -19,7 +19,7 @@ Rules checked (each violation is an error with its line number; the text itself 
   * latency_s is null or a finite number in [0, 60]; interrupts_previous is a bool;
   * with --min-per-subtype N, every rupture and repair subtype has at least N items (summed over the
     files given).
-Warnings (do not fail): a modality outside the usual list, the same target text twice in one file,
+Warnings (do not fail): a modality outside the usual list, the same item twice in one file, and
 items shared between files given together (possible train/test leakage; reported as id pairs). Two
 items count as the same when the last context turn and the target match after normalising case and
 punctuation, so a backchannel like "Mm-hmm." after different turns is not a duplicate.
