@@ -170,17 +170,36 @@ class MeasuresConfig:
 
 @dataclass(frozen=True)
 class TaggingConfig:
-    """Rupture/repair tagging (pipeline.tagging, models.tagger)."""
+    """Rupture/repair tagging (pipeline.tagging, models.tagger). The decision rule is documented in
+    pipeline/tagging.py; defaults were tuned on the dev split carved from the training corpus."""
 
     enabled: bool = True
-    # Directory of a trained head / fine-tuned classifier; empty: the bundled head in models/tagger/.
+    # Directory of a trained head (head.json + head.safetensors) or of a transformers
+    # sequence-classification model with label_map.json; empty: the bundled head in models/tagger/.
     classifier: str = ""
-    # Minimum calibrated probability for a rupture or repair event.
-    threshold: float = 0.5
-    # A rupture counts as resolved if a therapist repair follows within this many seconds.
+    # Minimum (cue-adjusted, calibrated) family probability for a rupture event. Raise it for fewer false
+    # alarms, lower it for recall. Default: the bundled head's dev-tuned review threshold (models/tagger/head.json).
+    threshold: float = 0.6
+    # Separate threshold for repair events; None: same as `threshold`.
+    repair_threshold: float | None = None
+    # A rupture counts as resolved if a repair by the other party starts within this many seconds after it.
     repair_window_s: float = 120.0
+    # Preceding turns given to the classifier with the target turn.
     context_turns: int = 2
-    batch_size: int = 32
+    batch_size: int = 64
+    # torch threads for the encoder (0: leave torch's setting alone).
+    threads: int = 0
+    # Longest turn text quoted in an event's evidence (characters).
+    evidence_chars: int = 160
+    # Cue combination (log-odds added to a family's probability; see pipeline/tagging.py). 0 disables cues.
+    cue_weight: float = 1.0
+    cue_minimal_response: float = 1.0  # withdrawal: minimal response after a question/invitation
+    cue_latency: float = 0.7  # withdrawal: ... and after a pause of at least long_latency_s
+    long_latency_s: float = 2.0
+    cue_talk_shift: float = 0.4  # withdrawal: far fewer words than the client's median after an invitation
+    talk_shift_ratio: float = 0.25
+    cue_interrupt: float = 1.0  # confrontation: client interrupts while the model sees complaint language
+    cue_interrupt_gate: float = 0.15
 
 
 @dataclass(frozen=True)
