@@ -30,7 +30,12 @@ def _setup_logging(verbosity: int) -> None:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return load_config(args.config)
+    runner = {k: v for k, v in (("backend", getattr(args, "backend", None)),
+                                ("workers", getattr(args, "workers", None)),
+                                ("ray_address", getattr(args, "address", None))) if v is not None}
+    if runner.get("ray_address") and "backend" not in runner:
+        runner["backend"] = "ray"
+    return load_config(args.config, overrides={"runner": runner} if runner else None)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -89,6 +94,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    from pipeline.inputs import collect_jobs
+    from pipeline.purge import purge
+
+    cfg = load_config(args.config)
+    jobs, _ = collect_jobs(args.inputs, consent_on_file=True) if args.inputs else ([], [])
+    items = purge(Path(args.out), jobs, args.older_than, transcripts=args.transcripts, dry_run=args.dry_run,
+                  audit_log=cfg.runner.audit_log)
+    verb = "would delete" if args.dry_run else "deleted"
+    for i in items:
+        what = " and ".join(i.deleted) or "nothing"
+        note = f" (audio kept: {i.kept_audio_reason})" if i.kept_audio_reason else ""
+        print(f"{i.session_id}: {verb} {what}{note}")
+    n = sum(bool(i.deleted) for i in items)
+    print(f"{n} session(s) purged (older than {args.older_than:g} days)" + (" [dry run]" if args.dry_run else ""),
+          file=sys.stderr)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from models import store
 
@@ -134,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--consent-on-file", action="store_true",
                    help="the operator attests that consent is on file for plain audio paths (audit-logged)")
     r.add_argument("--force", action="store_true", help="redo sessions whose outputs are already complete")
+    r.add_argument("--backend", choices=("local", "ray"), help="where sessions run (default: config runner.backend)")
+    r.add_argument("--address", help="Ray cluster address (implies --backend ray; default: a private local cluster)")
+    r.add_argument("--workers", type=int, help="sessions at once: processes or Ray actors (default: config)")
     r.set_defaults(fn=cmd_run)
 
     t = sub.add_parser("tag", help="tag existing transcripts (.csv, .vtt with voices, session.json)")
@@ -148,6 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--config")
     d.add_argument("--force", action="store_true")
     d.set_defaults(fn=cmd_demo)
+
+    pg = sub.add_parser("purge", help="retention: delete raw audio (and optionally transcripts) of old sessions")
+    pg.add_argument("inputs", nargs="*", metavar="INPUT",
+                    help="the manifests/folders/files given to `rupture run` (to find the raw audio)")
+    pg.add_argument("--out", required=True, help="the output folder of `rupture run`")
+    pg.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    pg.add_argument("--transcripts", action="store_true",
+                    help="also delete transcript text (text exports, words, turn text, event evidence)")
+    pg.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
+    pg.add_argument("--config")
+    pg.set_defaults(fn=cmd_purge)
 
     m = sub.add_parser("models", help="provision (fetch) or verify the local model store")
     m.add_argument("action", choices=("fetch", "verify"))

@@ -8,12 +8,28 @@ In `OUT/`: audit.jsonl (append-only; one JSON object per line), index.html (one 
 
 A rerun skips a session whose session.json records the same input sha256 and the same config digest and
 whose listed outputs all exist; `force=True` redoes it. Models are loaded only if some session needs work.
+
+Fault tolerance (a kill at any moment, SIGKILL included, then a rerun):
+- one batch per output folder at a time (`OUT/.batch.lock`, an flock the kernel drops when the process dies);
+- one worker per session at a time (`OUT/<id>/.lock`); after taking it the worker checks again whether the
+  session is complete, so a session is never done twice, even with a stray worker of a killed run;
+- temp files (`.*.tmp`) of killed writers are removed before a session is redone; they are never outputs;
+- audit lines: `started` (attempt id) before the work, `processed` (same attempt id) after session.json; a
+  torn last line left by a kill is cut off (and an `audit_repaired` line says so); a session found complete
+  whose attempt has no `processed` line (killed between the two) gets one with `recovered: true`.
+"Done exactly once": for each session (input sha256 + config digest, no --force), exactly one `processed`
+line in the audit log across all runs, and its attempt id is the one in the final session.json.
+
+Backends (pipeline.distributed): local in-process (workers=1), a local process pool, or a Ray actor pool; all
+of them call the same per-session unit, `run_one`.
 """
 
 from __future__ import annotations
 
 import pipeline.offline  # noqa: F401
 
+import contextlib
+import fcntl
 import getpass
 import hashlib
 import json
@@ -22,14 +38,15 @@ import os
 import signal
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from pipeline.audio import file_sha256
 from pipeline.config import Config, to_dict
-from pipeline.errors import SessionError
+from pipeline.errors import SessionError, UsageError
 from pipeline.inputs import Refusal, SessionJob
 from pipeline.serialize import atomic_write_text, read_session_json, write_session_json
 
@@ -40,8 +57,19 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+# Settings that change how fast, not what comes out: left out of the digest, so that switching backend,
+# workers or thread counts does not redo finished sessions.
+_NOT_IN_DIGEST = {("runner",), ("asr", "cpu_threads"), ("diarization", "torch_threads"), ("tagging", "threads")}
+
+
 def config_digest(cfg: Config) -> str:
-    return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()
+    d = to_dict(cfg)
+    for path in _NOT_IN_DIGEST:
+        node = d
+        for k in path[:-1]:
+            node = node.get(k, {})
+        node.pop(path[-1], None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 
 def make_private_dir(path: Path) -> None:
@@ -53,11 +81,37 @@ class AuditLog:
     """Append-only JSONL. Each record is one write() of one line on an O_APPEND descriptor, fsynced, so
     concurrent writers and a kill at any moment leave only whole lines."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, repair: bool = False) -> None:
         self.path = path
         make_private_dir(path.parent)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         os.chmod(path, 0o600)
+        if repair:  # only the batch's owner (it holds the batch lock), never a worker
+            dropped = self._cut_torn_tail()
+            if dropped:
+                self.write("audit_repaired", dropped_bytes=dropped,
+                           reason="the last line was incomplete (the previous run was killed while writing it)")
+
+    def _cut_torn_tail(self) -> int:
+        size = os.fstat(self._fd).st_size
+        if size == 0:
+            return 0
+        if os.pread(self._fd, 1, size - 1) == b"\n":
+            return 0
+        pos = size
+        while pos > 0:  # find the last newline, reading backwards
+            start = max(0, pos - 65536)
+            block = os.pread(self._fd, pos - start, start)
+            i = block.rfind(b"\n")
+            if i >= 0:
+                keep = start + i + 1
+                break
+            pos = start
+        else:
+            keep = 0
+        os.ftruncate(self._fd, keep)
+        os.fsync(self._fd)
+        return size - keep
 
     def write(self, event: str, **fields: Any) -> None:
         rec = {"time": now_iso(), "event": event, "operator": _operator(), **fields}
@@ -67,6 +121,53 @@ class AuditLog:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def read_audit(path: Path) -> list[dict[str, Any]]:
+    """Every whole line of an audit log (a torn last line is ignored; `AuditLog(repair=True)` cuts it)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    lines = raw.split(b"\n")
+    out = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            if i == len(lines) - 1:  # torn tail
+                continue
+            raise
+    return out
+
+
+@contextlib.contextmanager
+def _flock(path: Path, blocking: bool = True) -> Iterator[bool]:
+    """An exclusive flock on `path` (created 0600); the kernel releases it when the holder dies."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def clean_temp_files(folder: Path) -> int:
+    """Remove `.*.tmp` files that killed atomic writers left in `folder` (not recursive)."""
+    n = 0
+    for p in folder.glob(".*.tmp"):
+        try:
+            p.unlink()
+            n += 1
+        except OSError:
+            pass
+    return n
 
 
 def _operator() -> str:
@@ -168,12 +269,21 @@ def _progress(total: int) -> Callable[[], None]:
 def run_batch(jobs: list[SessionJob], refusals: list[Refusal], out_dir: Path, cfg: Config, *,
               force: bool = False, processor_factory: Callable[[Config], Any] | None = None,
               attestation: str | None = None) -> BatchResult:
-    """Process `jobs` one after another in this process (the local backend)."""
-    from pipeline.session import SessionProcessor, SessionRequest, StageTimer
-
+    """Process `jobs` with the backend `cfg.runner` names (local in-process, local process pool, Ray)."""
     os.umask(0o077)
     make_private_dir(out_dir)
-    audit = AuditLog(out_dir / cfg.runner.audit_log)
+    with _flock(out_dir / ".batch.lock", blocking=False) as mine:
+        if not mine:
+            raise UsageError(f"another rupture run is using the output folder {out_dir}; wait for it to finish")
+        clean_temp_files(out_dir)
+        return _run_batch_locked(jobs, refusals, out_dir, cfg, force, processor_factory, attestation)
+
+
+def _run_batch_locked(jobs: list[SessionJob], refusals: list[Refusal], out_dir: Path, cfg: Config, force: bool,
+                      processor_factory: Callable[[Config], Any] | None, attestation: str | None) -> BatchResult:
+    from pipeline import distributed
+
+    audit = AuditLog(out_dir / cfg.runner.audit_log, repair=True)
     result = BatchResult()
     digest = config_digest(cfg)
     try:
@@ -183,6 +293,8 @@ def run_batch(jobs: list[SessionJob], refusals: list[Refusal], out_dir: Path, cf
             result.outcomes.append(SessionOutcome(r.session_id, "refused", error=r.reason))
 
         # Which sessions need work? (hashing the inputs is cheap next to loading models)
+        done_attempts = {(a.get("session_id"), a.get("attempt")) for a in read_audit(audit.path)
+                         if a.get("event") == "processed"}
         pending: list[tuple[SessionJob, str | None]] = []
         for job in jobs:
             try:
@@ -191,6 +303,7 @@ def run_batch(jobs: list[SessionJob], refusals: list[Refusal], out_dir: Path, cf
                 sha = None
                 log.debug("cannot hash %s: %s", job.audio_path, e)
             if sha and not force and is_complete(out_dir / job.session_id, sha, digest):
+                _recover_processed_line(out_dir / job.session_id, job.session_id, sha, audit, done_attempts)
                 log.info("session %s: already complete for this input and config, skipped", job.session_id)
                 audit.write("skipped", session_id=job.session_id, input_sha256=sha)
                 result.outcomes.append(SessionOutcome(job.session_id, "skipped"))
@@ -198,20 +311,16 @@ def run_batch(jobs: list[SessionJob], refusals: list[Refusal], out_dir: Path, cf
             pending.append((job, sha))
 
         if pending:
-            t0 = time.perf_counter()
-            proc = (processor_factory or SessionProcessor)(cfg)
-            log.info("models loaded in %.1f s", time.perf_counter() - t0)
-            model_hashes = {k: {"name": m.name, "version": m.version, "sha256": m.sha256}
-                            for k, m in proc.model_infos.items()}
+            spec = distributed.WorkerSpec(cfg=cfg, out_dir=out_dir, digest=digest, attestation=attestation,
+                                          processor_factory=processor_factory, force=force)
             tick = _progress(len(pending))
+
+            def collect(outcome: SessionOutcome) -> None:
+                result.outcomes.append(outcome)
+                tick()
+
             with _StopFlag() as flag:
-                for job, sha in pending:
-                    if flag.stop:
-                        result.interrupted = True
-                        break
-                    outcome = run_one(proc, job, sha, out_dir, cfg, digest, audit, model_hashes, attestation)
-                    result.outcomes.append(outcome)
-                    tick()
+                result.interrupted = distributed.run_pending(pending, spec, lambda: flag.stop, collect)
         _write_index(out_dir, result)
     finally:
         audit.close()
@@ -219,31 +328,65 @@ def run_batch(jobs: list[SessionJob], refusals: list[Refusal], out_dir: Path, cf
     return result
 
 
-def run_one(proc: Any, job: SessionJob, sha: str | None, out_dir: Path, cfg: Config, digest: str,
-            audit: AuditLog, model_hashes: dict[str, Any], attestation: str | None) -> SessionOutcome:
-    from pipeline.session import SessionRequest, StageTimer
+def _recover_processed_line(session_dir: Path, session_id: str, sha: str, audit: AuditLog,
+                            done_attempts: set[tuple[Any, Any]]) -> None:
+    """A run killed after session.json but before its `processed` line: write that line now."""
+    try:
+        prov = json.loads((session_dir / "session.json").read_text(encoding="utf-8"))["provenance"]
+    except (OSError, ValueError, KeyError):
+        return
+    attempt = prov.get("attempt")
+    if attempt and (session_id, attempt) not in done_attempts:
+        audit.write("processed", session_id=session_id, input_sha256=sha, attempt=attempt, recovered=True,
+                    models=prov.get("models"), consent=prov.get("consent"))
+        done_attempts.add((session_id, attempt))
 
+
+def run_one(proc: Any, job: SessionJob, sha: str | None, out_dir: Path, cfg: Config, digest: str,
+            audit: AuditLog, model_hashes: dict[str, Any], attestation: str | None,
+            force: bool = False) -> SessionOutcome:
+    """The per-session unit every backend calls: lock the session folder, check again that it still needs
+    work, process, write the outputs (session.json last), and append the audit lines."""
     session_dir = out_dir / job.session_id
     t0 = time.perf_counter()
-    timer = StageTimer(inner=_log_hook(job.session_id))
-    timer.start()
     consent = {"source": job.consent_source, "date": job.consent_date}
     if attestation and job.consent_source == "operator_attestation":
         consent["attestation"] = attestation
     try:
         make_private_dir(session_dir)
+        with _flock(session_dir / ".lock"):
+            if sha and not force and is_complete(session_dir, sha, digest):  # a stray worker finished it
+                audit.write("skipped", session_id=job.session_id, input_sha256=sha)
+                return SessionOutcome(job.session_id, "skipped")
+            clean_temp_files(session_dir)
+            return _process_locked(proc, job, sha, session_dir, cfg, digest, audit, model_hashes, consent, t0)
+    except OSError as e:  # disk full, read-only output folder, permissions
+        return _fail(job, sha, session_dir, "output", f"cannot write outputs: {e.strerror or type(e).__name__}",
+                     audit, consent, t0)
+
+
+def _process_locked(proc: Any, job: SessionJob, sha: str | None, session_dir: Path, cfg: Config, digest: str,
+                    audit: AuditLog, model_hashes: dict[str, Any], consent: dict[str, Any],
+                    t0: float) -> SessionOutcome:
+    from pipeline.session import SessionRequest, StageTimer
+
+    attempt = uuid.uuid4().hex
+    audit.write("started", session_id=job.session_id, input_sha256=sha, attempt=attempt, pid=os.getpid())
+    timer = StageTimer(inner=_log_hook(job.session_id))
+    timer.start()
+    try:
         req = SessionRequest(job.session_id, job.audio_path, job.num_speakers, job.therapist, dict(job.metadata))
         record = proc(req, hook=timer, created=now_iso())
         audio_path = job.audio_path if getattr(proc, "has_audio", True) else None
         write_outputs(record, session_dir, audio_path, cfg,
                       {"config_digest": digest, "stage_seconds": {k: round(v, 3) for k, v in timer.times.items()},
-                       "consent": consent})
+                       "consent": consent, "attempt": attempt})
         stale = session_dir / "failure.json"
         if stale.exists():
             stale.unlink()
         secs = time.perf_counter() - t0
         audit.write("processed", session_id=job.session_id, input_sha256=record.provenance["input"]["sha256"],
-                    models=model_hashes, consent=consent, seconds=round(secs, 2))
+                    attempt=attempt, models=model_hashes, consent=consent, seconds=round(secs, 2))
         log.info("session %s: done in %.1f s (%.1fx real time)", job.session_id, secs,
                  record.duration_s / max(secs, 1e-9))
         return SessionOutcome(job.session_id, "ok", seconds=secs)
@@ -251,6 +394,10 @@ def run_one(proc: Any, job: SessionJob, sha: str | None, out_dir: Path, cfg: Con
         return _fail(job, sha, session_dir, e.stage, str(e), audit, consent, t0)
     except OSError as e:  # disk full, read-only output folder, permissions
         return _fail(job, sha, session_dir, "output", f"cannot write outputs: {e.strerror or type(e).__name__}",
+                     audit, consent, t0)
+    except Exception as e:  # a bug must not stop the batch; the type only (messages can quote data)
+        log.debug("session %s: unexpected error", job.session_id, exc_info=True)
+        return _fail(job, sha, session_dir, "output", f"internal error ({type(e).__name__}) while writing outputs",
                      audit, consent, t0)
 
 
@@ -263,7 +410,11 @@ def _fail(job: SessionJob, sha: str | None, session_dir: Path, stage: str, messa
              "time": now_iso()}, indent=1))
     except OSError:
         pass
-    audit.write("failed", session_id=job.session_id, input_sha256=sha, stage=stage, error=message, consent=consent)
+    try:
+        audit.write("failed", session_id=job.session_id, input_sha256=sha, stage=stage, error=message,
+                    consent=consent)
+    except OSError as e:
+        log.error("session %s: cannot append to the audit log: %s", job.session_id, e.strerror or type(e).__name__)
     return SessionOutcome(job.session_id, "failed", stage=stage, error=message, seconds=time.perf_counter() - t0)
 
 

@@ -1,0 +1,155 @@
+"""Retention: `rupture purge INPUT... --out DIR --older-than DAYS [--transcripts] [--dry-run]`.
+
+A session is due when its session.json was created (provenance `created`) more than DAYS days ago. For a due
+session:
+- its raw recording (found through INPUT: the same manifests, folders or files given to `rupture run`) is
+  deleted, but only when the file's sha256 equals the input sha256 recorded in session.json: a file that
+  changed since is never touched;
+- with `transcripts=True`, the text goes too: the text exports (EAF, VTT, TextGrid, transcript.txt) are
+  deleted, session.json keeps timings, speakers, measures and events but loses every word, turn text and
+  event evidence, and the review page and CSV tables are rewritten from that redacted record. The batch
+  index and the corpus tables of the output folder are rebuilt.
+Each due session gets one `purged` line in the audit log (what was deleted, never any content). A second
+purge finds nothing left to do. Failed sessions (failure.json only) hold no transcript; their audio is
+left alone (they may still need a rerun).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from pipeline.audio import file_sha256
+from pipeline.errors import UsageError
+from pipeline.inputs import SessionJob
+
+log = logging.getLogger("rupture")
+
+TEXT_EXPORTS = ("session.eaf", "session.vtt", "session.TextGrid", "transcript.txt")
+REWRITTEN_FORMATS = ("html", "rttm", "csv")
+
+
+@dataclass(frozen=True)
+class PurgeItem:
+    session_id: str
+    age_days: float
+    deleted: tuple[str, ...]  # "audio", "transcripts"
+    kept_audio_reason: str | None = None  # why a due session's audio was not deleted
+
+
+def _created(prov: dict[str, Any], sj: Path) -> datetime:
+    try:
+        t = datetime.fromisoformat(str(prov["created"]))
+        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    except (KeyError, ValueError):
+        return datetime.fromtimestamp(sj.stat().st_mtime, timezone.utc)
+
+
+def purge(out_dir: Path, jobs: Sequence[SessionJob], older_than_days: float, *, transcripts: bool = False,
+          dry_run: bool = False, now: datetime | None = None, audit_log: str = "audit.jsonl") -> list[PurgeItem]:
+    """Apply the retention policy to `out_dir` (see the module docstring). Returns one item per due session."""
+    from pipeline.runner import AuditLog, BatchResult, _flock, _write_index
+
+    if older_than_days < 0:
+        raise UsageError(f"--older-than must be >= 0 days, got {older_than_days}")
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise UsageError(f"output folder not found: {out_dir}")
+    now = now or datetime.now(timezone.utc)
+    cutoff = now - timedelta(days=older_than_days)
+    audio_of = {j.session_id: j.audio_path for j in jobs}
+    items: list[PurgeItem] = []
+    os.umask(0o077)
+    with _flock(out_dir / ".batch.lock", blocking=False) as mine:
+        if not mine:
+            raise UsageError(f"a rupture run is using the output folder {out_dir}; purge after it finishes")
+        audit = None if dry_run else AuditLog(out_dir / audit_log, repair=True)
+        try:
+            for sj in sorted(out_dir.glob("*/session.json")):
+                sdir = sj.parent
+                try:
+                    data = json.loads(sj.read_text(encoding="utf-8"))
+                    prov = data["provenance"]
+                except (OSError, ValueError, KeyError) as e:
+                    log.warning("purge: cannot read %s (%s); left alone", sj, type(e).__name__)
+                    continue
+                created = _created(prov, sj)
+                if created > cutoff:
+                    continue
+                age = (now - created).total_seconds() / 86400
+                deleted: list[str] = []
+                why_kept = None
+                audio = audio_of.get(sdir.name)
+                want_sha = prov.get("input", {}).get("sha256")
+                if audio is None:
+                    why_kept = "no INPUT names this session's recording"
+                elif not audio.is_file():
+                    why_kept = "recording already gone"
+                elif file_sha256(audio) != want_sha:
+                    why_kept = "the file at the input path is not the recording that was processed (sha256 differs)"
+                else:
+                    if not dry_run:
+                        audio.unlink()
+                    deleted.append("audio")
+                already = (prov.get("purged") or {}).get("transcripts", False)
+                if transcripts and not already:
+                    if not dry_run:
+                        _purge_transcripts(sdir, data, now)
+                    deleted.append("transcripts")
+                if deleted and not dry_run:
+                    if "audio" in deleted:
+                        _mark(sdir, sj, {"audio": True})
+                    assert audit is not None
+                    audit.write("purged", session_id=sdir.name, input_sha256=want_sha, deleted=deleted,
+                                older_than_days=older_than_days, age_days=round(age, 2))
+                    log.info("session %s: purged %s (%.0f days old)", sdir.name, " and ".join(deleted), age)
+                if deleted or why_kept:
+                    items.append(PurgeItem(sdir.name, age, tuple(deleted), None if "audio" in deleted else why_kept))
+        finally:
+            if audit is not None:
+                audit.close()
+        if not dry_run and any("transcripts" in i.deleted for i in items):
+            _write_index(out_dir, BatchResult())  # also rebuilds the corpus tables from the redacted records
+    return items
+
+
+def _mark(sdir: Path, sj: Path, what: dict[str, bool]) -> None:
+    from pipeline.serialize import atomic_write_text
+
+    data = json.loads(sj.read_text(encoding="utf-8"))
+    purged = dict(data["provenance"].get("purged") or {})
+    purged.update(what)
+    data["provenance"]["purged"] = purged
+    atomic_write_text(sj, json.dumps(data, ensure_ascii=False, indent=1))
+
+
+def _purge_transcripts(sdir: Path, data: dict[str, Any], now: datetime) -> None:
+    """Delete the text exports; rewrite session.json and the text-free exports from a redacted record."""
+    from pipeline.exports import write_exports
+    from pipeline.serialize import record_from_dict, write_session_json
+
+    rec = record_from_dict(data)
+    redacted = dataclasses.replace(
+        rec, words=None,
+        turns=tuple(dataclasses.replace(t, text="") for t in rec.turns),
+        events=tuple(dataclasses.replace(e, evidence="") for e in rec.events))
+    for name in TEXT_EXPORTS:
+        try:
+            (sdir / name).unlink()
+        except FileNotFoundError:
+            pass
+    formats = tuple(f for f in redacted.provenance.get("config", {}).get("exports", {}).get("formats", ())
+                    if f in REWRITTEN_FORMATS)
+    paths = write_exports(redacted, sdir, None, formats) if formats else ()
+    prov = dict(redacted.provenance)
+    purged = dict(prov.get("purged") or {})
+    purged.update({"transcripts": True, "time": now.isoformat(timespec="seconds")})
+    prov["purged"] = purged
+    prov["outputs"] = sorted(os.path.relpath(p, sdir) for p in paths)
+    write_session_json(dataclasses.replace(redacted, provenance=prov), sdir / "session.json")
