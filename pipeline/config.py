@@ -222,9 +222,32 @@ class ExportsConfig:
 
 @dataclass(frozen=True)
 class RunnerConfig:
+    """How sessions are scheduled (pipeline.runner, pipeline.distributed). Nothing here changes a result, so
+    none of it enters the config digest that decides skip-if-done."""
+
+    # local: this process (workers == 1) or a pool of `workers` processes; ray: a Ray actor pool.
     backend: str = "local"
+    # Sessions processed at once (processes or Ray actors). Each loads every model (~1-1.5 GB of memory).
     workers: int = 1
     audit_log: str = "audit.jsonl"
+    # Threads each worker gives torch, CTranslate2 (Whisper) and onnxruntime. 0: CPU cores // workers (at
+    # least 1) when workers > 1; with one worker 0 keeps the asr/diarization/tagging thread settings.
+    threads_per_worker: int = 0
+    # Ray: cluster address (None: start a private local cluster bound to 127.0.0.1; "auto": the running one).
+    ray_address: str | None = None
+    # Ray resources per actor (one actor = one worker = one loaded model set).
+    ray_num_cpus: float = 1.0
+    ray_num_gpus: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("local", "ray"):
+            raise ConfigError(f"runner.backend: {self.backend!r} is not one of local, ray")
+        if self.workers < 1:
+            raise ConfigError(f"runner.workers: must be at least 1, got {self.workers}")
+        if self.threads_per_worker < 0:
+            raise ConfigError(f"runner.threads_per_worker: must be >= 0, got {self.threads_per_worker}")
+        if self.ray_num_cpus <= 0 or self.ray_num_gpus < 0:
+            raise ConfigError("runner.ray_num_cpus must be > 0 and runner.ray_num_gpus >= 0")
 
 
 @dataclass(frozen=True)
