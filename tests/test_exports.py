@@ -1,6 +1,10 @@
 """Exports, review page, batch index, corpus tables and the ELAN round trip, on the hand-made fixture
 session (tests/fixtures/session_small.json) and, when present, the demo session (tests/fixtures/demo_session.json).
 
+tests/fixtures/demo_session.json is a frozen snapshot of `rupture demo` (pipeline/demo/demo.flac, whisper-base,
+pyannote, the bundled tagger head) taken 2026-11-23: the golden files test the exports of that fixed record,
+so model or threshold changes do not touch them.
+
 Golden files live in tests/golden/<session_id>/; regenerate them with
     UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_exports.py
 and review the diff before committing.
@@ -135,8 +139,9 @@ def test_exports_config_rejects_unknown_format() -> None:
 def test_eaf_validates_against_schema(small: SessionRecord, tmp_path: Path) -> None:
     xmlschema = pytest.importorskip("xmlschema", reason="pip install xmlschema (scripts/install_browser_deps.sh)")
     schema = xmlschema.XMLSchema(str(_xsd()))
-    session_dir, _ = _export_all(small, tmp_path)
-    schema.validate(str(session_dir / "session.eaf"))
+    for session_json in SESSIONS:  # the fixture and, when present, the demo session
+        session_dir, _ = _export_all(read_session_json(session_json), tmp_path / session_json.stem)
+        schema.validate(str(session_dir / "session.eaf"))
     # also with overlapping events of one type (overflow tiers) and without linked media
     crowded = dataclasses.replace(small, events=small.events + (
         Event("interruption", "successful", 90.0, 95.0, "SPEAKER_01", "SPEAKER_00", 17, 0.5, "x"),
