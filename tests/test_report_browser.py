@@ -6,7 +6,7 @@ screenshot PNG is produced.
 
 Chromium: Debian `chromium` (scripts/install_browser_deps.sh installs it), or the binary named by
 $CHROMIUM. Skipped with a reason only when no Chromium binary can be found.
-SAVE_SCREENSHOT=1 also writes pipeline/report/screenshot.png (the README picture).
+SAVE_SCREENSHOT=1 also writes pipeline/report/screenshot.png (the README picture, from the demo session).
 """
 
 from __future__ import annotations
@@ -330,5 +330,43 @@ def test_screenshot(page_env, tmp_path: Path) -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     out = tmp_path / "report.png"
     out.write_bytes(png)
-    if os.environ.get("SAVE_SCREENSHOT") == "1":
-        (ROOT / "pipeline" / "report" / "screenshot.png").write_bytes(png)
+    assert out.stat().st_size == len(png)
+
+
+DEMO_JSON = ROOT / "tests" / "fixtures" / "demo_session.json"
+DEMO_AUDIO = ROOT / "pipeline" / "demo" / "demo.flac"
+
+
+@pytest.mark.skipif(not (DEMO_JSON.exists() and DEMO_AUDIO.exists()), reason="demo session snapshot or audio missing")
+def test_demo_session_page(tmp_path: Path) -> None:
+    """The demo session's page with the real demo recording linked: offline, audio plays from the linked
+    file, flags seek. SAVE_SCREENSHOT=1 writes the README picture pipeline/report/screenshot.png."""
+    record = read_session_json(DEMO_JSON)
+    (report,) = write_exports(record, tmp_path / record.session_id, DEMO_AUDIO, ("html",))
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    dt = DevTools(CHROMIUM, profile)  # type: ignore[arg-type]
+    try:
+        dt.open_page()
+        dt.send("Page.navigate", {"url": report.as_uri()})
+        dt.wait_event("Page.loadEventFired")
+        deadline = time.monotonic() + 15
+        while dt.js("document.getElementById('audio').readyState") < 1:
+            assert time.monotonic() < deadline, "the linked demo recording did not load"
+            time.sleep(0.05)
+        assert dt.js("document.getElementById('audio').duration") == pytest.approx(record.duration_s, abs=0.5)
+        urls = {ev["params"]["request"]["url"] for ev in dt.events if ev.get("method") == "Network.requestWillBeSent"}
+        assert {u for u in urls if not u.startswith("data:")} == {report.as_uri(), DEMO_AUDIO.resolve().as_uri()}
+        starts = dt.js("[...document.querySelectorAll('li.flag')].map(e => Number(e.dataset.start))")
+        assert len(starts) == sum(1 for e in record.events
+                                  if e.type in ("rupture", "repair", "interruption", "talk_time_imbalance"))
+        dt.click("li.flag:nth-child(2) .evidence")
+        assert dt.js("document.getElementById('audio').currentTime") == pytest.approx(starts[1], abs=0.01)
+        dt.js("window.scrollTo(0, 0)")
+        png = base64.b64decode(dt.send("Page.captureScreenshot", {"format": "png"})["data"])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        (tmp_path / "demo.png").write_bytes(png)
+        if os.environ.get("SAVE_SCREENSHOT") == "1":
+            (ROOT / "pipeline" / "report" / "screenshot.png").write_bytes(png)
+    finally:
+        dt.close()
+        shutil.rmtree(profile, ignore_errors=True)
