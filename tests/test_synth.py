@@ -157,11 +157,13 @@ def _frame_rms(x: np.ndarray, a: float, b: float, sr: int = 16000) -> float:
 
 
 @needs_flite
-def test_rendered_truth_matches_audio(tmp_path: Path) -> None:
+@pytest.mark.parametrize("voices", [("slt", "rms"), ("awb", "kal")])  # kal is an 8 kHz voice: resampled
+def test_rendered_truth_matches_audio(tmp_path: Path, voices: tuple[str, str]) -> None:
     import soundfile as sf
     from pyannote.database.util import load_rttm
 
-    script = Script("tiny", CAST, (
+    cast = (Part("T", "therapist", voices[0]), Part("C", "client", voices[1]))
+    script = Script("tiny", cast, (
         Line("T", "How did the homework go this week?"),
         Line("C", "It went better than I expected.", gap=1.2),
         Line("T", "That's good to hear.", gap=0.8),
