@@ -16,7 +16,7 @@ Files written per session (names fixed; `formats` picks which):
     vtt       session.vtt        WebVTT with <v Speaker> voices
     textgrid  session.TextGrid   Praat, one tier per speaker
     csv       turns.csv, events.csv
-    txt       transcript.txt     "[hh:mm:ss.s] Speaker: text" paragraphs (NVivo, MAXQDA)
+    txt       transcript.txt     "[hh:mm:ss] Speaker: text" paragraphs (NVivo, MAXQDA)
 
 Every file is written atomically (temp file + rename) with mode 0o600. The rendering functions in
 `_formats` and `_html` are pure; only the `write_*` functions touch the file system.

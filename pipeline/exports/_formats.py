@@ -7,7 +7,7 @@
     textgrid_text     Praat TextGrid, one interval tier per speaker (praatio)
     turns_csv_text    turns.csv
     events_csv_text   events.csv
-    transcript_text   timestamped plain transcript: "[hh:mm:ss.s] Speaker: text", one paragraph per turn,
+    transcript_text   timestamped plain transcript: "[hh:mm:ss] Speaker: text", one paragraph per turn,
                       a blank line between paragraphs (the layout NVivo and MAXQDA import as a transcript
                       with time stamps and speaker auto-coding)
 
@@ -18,6 +18,7 @@ given record is byte-for-byte deterministic (golden-file tests rely on this).
 from __future__ import annotations
 
 import csv
+import math
 import io
 import json
 import re
@@ -328,8 +329,12 @@ def events_csv_text(record: SessionRecord) -> str:
 
 
 def transcript_text(record: SessionRecord) -> str:
-    """Timestamped plain transcript, one paragraph per turn: "[00:03:40.5] Therapist: text"."""
+    """Timestamped plain transcript, one paragraph per turn: "[00:03:40] Therapist: text".
+
+    Whole seconds (rounded down) in square brackets, the time-stamp form MAXQDA's "transcript with
+    timestamps" import and NVivo's transcript-row import both recognise; "Speaker:" at the start of a
+    paragraph is what their speaker (focus-group) auto-coding keys on."""
     names = speaker_names(record)
-    paras = [f"[{hms(t.start)}] {names.get(t.speaker, t.speaker)}: {' '.join(t.text.split())}"
+    paras = [f"[{hms(math.floor(t.start), 0)}] {names.get(t.speaker, t.speaker)}: {' '.join(t.text.split())}"
              for t in record.turns]
     return "\n\n".join(paras) + ("\n" if paras else "")
