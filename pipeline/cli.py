@@ -95,11 +95,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from pipeline.inputs import collect_jobs
-    from pipeline.purge import purge
+    from pipeline.purge import purge, purge_jobs
 
     cfg = load_config(args.config)
-    jobs, _ = collect_jobs(args.inputs, consent_on_file=True) if args.inputs else ([], [])
+    jobs = purge_jobs(args.inputs)
     items = purge(Path(args.out), jobs, args.older_than, transcripts=args.transcripts, dry_run=args.dry_run,
                   audit_log=cfg.runner.audit_log)
     verb = "would delete" if args.dry_run else "deleted"

@@ -119,6 +119,29 @@ def purge(out_dir: Path, jobs: Sequence[SessionJob], older_than_days: float, *, 
     return items
 
 
+def purge_jobs(inputs: Sequence[str]) -> list[SessionJob]:
+    """INPUTs as `rupture run` or `rupture tag` took them: manifests (a .csv with an `audio` column), folders,
+    audio files, transcripts. Consent plays no part here: this only maps session ids to input files."""
+    from pipeline.inputs import collect_jobs, read_manifest, safe_session_id
+
+    jobs: list[SessionJob] = []
+    for raw in inputs:
+        p = Path(raw)
+        if not p.exists():
+            raise UsageError(f"input not found: {raw}")
+        if p.is_file() and p.suffix.lower() == ".csv":
+            head = p.read_text(encoding="utf-8-sig", errors="replace").splitlines()[:1]
+            if head and "audio" in [c.strip() for c in head[0].split(",")]:
+                jobs += read_manifest(p)[0]
+                continue
+        if p.is_file() and p.suffix.lower() in (".csv", ".vtt", ".json"):  # `rupture tag` inputs
+            sid = safe_session_id(p.parent.name if p.name == "session.json" else p.stem)
+            jobs.append(SessionJob(sid, p, "transcript"))
+            continue
+        jobs += collect_jobs([raw], consent_on_file=True)[0]
+    return jobs
+
+
 def _mark(sdir: Path, sj: Path, what: dict[str, bool]) -> None:
     from pipeline.serialize import atomic_write_text
 

@@ -271,7 +271,11 @@ def run_batch(jobs: list[SessionJob], refusals: list[Refusal], out_dir: Path, cf
               attestation: str | None = None) -> BatchResult:
     """Process `jobs` with the backend `cfg.runner` names (local in-process, local process pool, Ray)."""
     os.umask(0o077)
-    make_private_dir(out_dir)
+    try:
+        make_private_dir(out_dir)
+        (out_dir / ".batch.lock").touch(mode=0o600, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot use the output folder {out_dir}: {e.strerror or type(e).__name__}") from None
     with _flock(out_dir / ".batch.lock", blocking=False) as mine:
         if not mine:
             raise UsageError(f"another rupture run is using the output folder {out_dir}; wait for it to finish")
