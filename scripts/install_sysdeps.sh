@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite uses, when missing and when we can (root, apt present):
-# flite (scripted test speech) and chromium (headless test of the review page). Never fails the build:
-# tests that need a missing tool skip with a reason.
-set -u
+# Installs the Debian packages the test suite uses beyond the project's Python dependencies:
+#   - `flite` (scripted test speech with exact ground truth: tests/test_synth.py, synthetic sessions),
+#   - `chromium` (tests/test_report_browser.py drives it headless over the DevTools pipe; no driver, no
+#     Playwright browser download).
+# Idempotent: whatever is already there is left alone. Needs root (or sudo) for apt-get; without it, the
+# tests that need a missing tool skip with a reason.  Usage: bash scripts/install_sysdeps.sh
+set -euo pipefail
+
 need=()
 command -v flite >/dev/null 2>&1 || need+=(flite)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
-[ ${#need[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing system packages: ${need[*]}"
-  (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null) \
-    || echo "warning: could not install ${need[*]}; tests that need them will skip"
-else
-  echo "note: ${need[*]} not installed (needs root apt-get); tests that need them will skip"
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
+if [ ${#need[@]} -eq 0 ]; then
+  echo "system packages: flite and chromium present"
+  exit 0
 fi
-exit 0
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  SUDO="sudo"
+else
+  echo "warning: ${need[*]} missing and apt-get needs root; tests that need them will skip" >&2
+  exit 0
+fi
+echo "system packages: installing ${need[*]} with apt-get"
+$SUDO apt-get update -q >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null

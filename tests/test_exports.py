@@ -137,7 +137,7 @@ def test_exports_config_rejects_unknown_format() -> None:
 # ------------------------------------------------------------------------------------------ ELAN
 
 def test_eaf_validates_against_schema(small: SessionRecord, tmp_path: Path) -> None:
-    xmlschema = pytest.importorskip("xmlschema", reason="pip install xmlschema (scripts/install_browser_deps.sh)")
+    xmlschema = pytest.importorskip("xmlschema", reason="pip install xmlschema (scripts/install_sysdeps.sh)")
     schema = xmlschema.XMLSchema(str(_xsd()))
     for session_json in SESSIONS:  # the fixture and, when present, the demo session
         session_dir, _ = _export_all(read_session_json(session_json), tmp_path / session_json.stem)

@@ -4,7 +4,7 @@ fetched), its scripts run under the page's Content-Security-Policy, clicking a f
 the audio element, the confidence filter hides flags, markup in the transcript stays text, and a
 screenshot PNG is produced.
 
-Chromium: Debian `chromium` (scripts/install_browser_deps.sh installs it), or the binary named by
+Chromium: Debian `chromium` (scripts/install_sysdeps.sh installs it), or the binary named by
 $CHROMIUM. Skipped with a reason only when no Chromium binary can be found.
 SAVE_SCREENSHOT=1 also writes pipeline/report/screenshot.png (the README picture, from the demo session).
 """
@@ -46,7 +46,8 @@ def _chromium() -> str | None:
 
 
 CHROMIUM = _chromium()
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary found (run scripts/install_browser_deps.sh "
+# In CI (CI=true) the CI script installs Chromium, so a missing browser is a failure there, not a skip.
+pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="no Chromium binary found (run scripts/install_sysdeps.sh "
                                                           "or set $CHROMIUM)")
 
 
