@@ -3,7 +3,7 @@
     .venv/bin/python scripts/make_synthetic_sessions.py --out DIR --split dev|heldout --n N --seed S
 
 Every session is 1-2 minutes of a two-person CBT-style conversation and belongs to one scenario (cycled, so
-any N >= 8 covers all of them):
+any N >= 9 covers all of them):
 
     calm                  collaborative talk, ordinary gaps, no events beyond talk time
     interrupt_cut         interruptions that cut the other speaker off (successful)
@@ -13,6 +13,8 @@ any N >= 8 covers all of them):
     imbalanced_therapist  the therapist talks about 75 % of the time
     imbalanced_client     the therapist talks about 15 % of the time
     rupture_repair        client ruptures (3RS subtypes), most repaired by the therapist, some left unresolved
+    mixed                 a bit of everything: backchannels, one interruption of each kind, a long pause,
+                          a repaired rupture, a terminal overlap
 
 The `dev` and `heldout` splits draw on separate script pools (different topics, wording, backchannel
 tokens) so nothing is tuned on heldout; use different seeds for them too. Voices vary per session (the
@@ -39,7 +41,7 @@ from synth import Line, Part, Script, manifest_csv, render_script, write_session
 from pipeline.serialize import atomic_write_text  # noqa: E402
 
 SCENARIOS = ("calm", "interrupt_cut", "interrupt_through", "backchannel", "long_pause", "imbalanced_therapist",
-             "imbalanced_client", "rupture_repair")
+             "imbalanced_client", "rupture_repair", "mixed")
 T, C = "therapist", "client"
 WORDS_PER_S = 2.9  # flite speaking rate, for planning only (truth comes from the rendered audio)
 
@@ -494,6 +496,36 @@ def build_script(session_id: str, scenario: str, pool: Pool, rng: np.random.Gene
                     b.add(Line(T, rline, gap=b.gap(), labels=(f"repair:{rsub}",)))
                     b.add(Line(C, b.pick(pool.reengage), gap=b.gap()))
             k += 1
+    elif scenario == "mixed":
+        sub, prompt, line = b.pick(pool.ruptures)
+        rsub, rline = b.pick(pool.repairs)
+        steps = ["bc", "cut", "pause", "rupture", "through", "overlap"]
+        steps = [steps[int(i)] for i in rng.permutation(len(steps))]
+        for step in steps:
+            if step == "bc":
+                b.add(Line(T, b.pick(pool.therapist_short), gap=b.gap()))
+                b.add(Line(C, c_long[1], gap=b.gap()))
+                b.backchannel_over_last(T)
+            elif step == "cut":
+                text = t_long[0]
+                n = len(text.split())
+                b.add(Line(T, text, gap=b.gap(), said_words=int(rng.integers(max(6, n * 2 // 5), n * 3 // 4))))
+                b.add(Line(C, b.pick(pool.client_cut_ins), gap=-b.gap(0.3, 0.8)))
+            elif step == "pause":
+                t, c = next_exchange()
+                b.add(Line(T, t, gap=b.gap()))
+                b.add(Line(C, c, gap=b.gap(3.3, 6.0)))
+            elif step == "rupture":
+                b.add(Line(T, prompt, gap=b.gap()))
+                b.add(Line(C, line, gap=b.gap(0.6, 2.0), labels=(f"rupture:{sub}",)))
+                b.add(Line(T, rline, gap=b.gap(), labels=(f"repair:{rsub}",)))
+                b.add(Line(C, b.pick(pool.reengage), gap=b.gap()))
+            elif step == "through":
+                b.add(Line(T, b.pick(pool.therapist_short), gap=b.gap()))
+                b.add(Line(C, c_long[0], gap=b.gap()))
+                b.add(Line(T, b.pick(pool.talk_through), at=b.gap(1.2, 2.8)))
+            elif step == "overlap":
+                b.exchange(next_exchange(), overlap=True)
     else:
         raise ValueError(f"unknown scenario {scenario!r}")
     closing = b.pick(pool.closings)
