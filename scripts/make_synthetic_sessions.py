@@ -387,7 +387,7 @@ def build_script(session_id: str, scenario: str, pool: Pool, rng: np.random.Gene
     cv = voices[int(rng.integers(4))]
     while cv == tv:
         cv = voices[int(rng.integers(4))]
-    cast = (Part(T, "therapist", tv), Part(C, "client", cv))
+    cast = (Part(T, "therapist", tv), Part(C, "client", cv, gain_db=round(float(rng.uniform(-4.0, 2.0)), 2)))
     b = _Builder(rng, pool)
     target = float(rng.uniform(65.0, 105.0))
     opening = b.pick(pool.openings)
@@ -541,6 +541,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset, cycled")
+    ap.add_argument("--noise-dbfs", type=float, default=-78.0,
+                    help="level of the seeded white noise floor (default -78: near silence; try -45 for a noisy room)")
     args = ap.parse_args(argv)
     scenarios = [s for s in args.scenarios.split(",") if s]
     bad = [s for s in scenarios if s not in SCENARIOS]
@@ -553,8 +555,9 @@ def main(argv: list[str] | None = None) -> int:
         sid = f"{args.split}_{args.seed}_{i:03d}_{scenario}"
         rng = np.random.default_rng([args.seed, i, 0 if args.split == "dev" else 1])
         script = build_script(sid, scenario, pool, rng)
-        rendered = render_script(script, seed=int(rng.integers(2**31)))
-        meta = {"split": args.split, "scenario": scenario, "seed": args.seed, "index": i}
+        rendered = render_script(script, seed=int(rng.integers(2**31)), noise_dbfs=args.noise_dbfs)
+        meta = {"split": args.split, "scenario": scenario, "seed": args.seed, "index": i,
+                "noise_dbfs": args.noise_dbfs}
         paths = write_session(args.out, rendered, extra=meta)
         rows.append({"audio": paths["audio"].name, "session_id": sid, "consent_recording": "true",
                      "consent_analysis": "true", "consent_date": "2026-11-02", "num_speakers": 2, "therapist": "",
@@ -563,7 +566,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{sid}: {t.duration_s:.1f} s, therapist share "
               f"{dict(t.talk_time.by_role).get('therapist', 0) / max(1e-9, sum(v for _, v in t.talk_time.by_role)):.2f}, "
               f"{len(t.events)} events", flush=True)
-    atomic_write_text(args.out / "manifest.csv", manifest_csv(rows, ("split", "scenario", "seed", "index")), mode=0o644)
+    manifest = manifest_csv(rows, ("split", "scenario", "seed", "index", "noise_dbfs"))
+    atomic_write_text(args.out / "manifest.csv", manifest, mode=0o644)
     print(f"wrote {args.n} sessions and {args.out / 'manifest.csv'}")
     return 0
 
