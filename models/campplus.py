@@ -276,16 +276,22 @@ class CampplusEmbedding(Model):  # type: ignore[misc]
     zero (or that is shorter than one fbank frame) is NaN.
     """
 
-    def __init__(self, encoder: CAMPPlus | None = None) -> None:
+    def __init__(self, encoder: CAMPPlus | None = None, input_frames: str = "chunk",
+                 min_speaker_s: float = 0.5) -> None:
         super().__init__(sample_rate=SAMPLE_RATE, num_channels=1)
+        if input_frames not in ("speaker", "chunk"):
+            raise ValueError(f"input_frames must be 'speaker' or 'chunk', got {input_frames!r}")
         self.encoder = encoder if encoder is not None else CAMPPlus()
-        # single-entry cache of the last waveform's encoder frame output (see module docstring)
+        self.input_frames = input_frames
+        self.min_speaker_frames = int(round(min_speaker_s * 100))  # fbank frames are 10 ms apart
+        # single-entry cache of the last waveform's fbank and encoder frame output (see module docstring)
         self._cached_waveform: torch.Tensor | None = None
+        self._cached_feats: torch.Tensor | None = None
         self._cached_frames: torch.Tensor | None = None
 
     @classmethod
-    def from_weights(cls, weights_path: str | Path) -> "CampplusEmbedding":
-        model = cls(load_campplus(weights_path))
+    def from_weights(cls, weights_path: str | Path, input_frames: str = "chunk") -> "CampplusEmbedding":
+        model = cls(load_campplus(weights_path), input_frames=input_frames)
         model.eval()
         return model
 
@@ -295,25 +301,50 @@ class CampplusEmbedding(Model):  # type: ignore[misc]
 
     def clear_cache(self) -> None:
         self._cached_waveform = None
+        self._cached_feats = None
         self._cached_frames = None
 
-    def _frames(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Encoder frame output (1, 512, T') of one mono waveform (N,), reused for a repeated waveform."""
-        use_cache = not torch.is_grad_enabled() or not self.training
+    def _feats(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Mean-normalised fbank (T, 80) of one mono waveform (N,); resets the cache for a new waveform."""
         if (
-            use_cache
-            and self._cached_waveform is not None
+            self._cached_waveform is not None
+            and self._cached_feats is not None
             and self._cached_waveform.shape == waveform.shape
             and torch.equal(self._cached_waveform, waveform)
         ):
-            assert self._cached_frames is not None
-            return self._cached_frames
-        feats = fbank(waveform.float()).unsqueeze(0)
-        frames = self.encoder.frames(feats)
-        if use_cache:
-            self._cached_waveform = waveform.detach().clone()
-            self._cached_frames = frames.detach()
-        return frames
+            return self._cached_feats
+        feats = fbank(waveform.float())
+        self._cached_waveform = waveform.detach().clone()
+        self._cached_feats = feats.detach()
+        self._cached_frames = None
+        return feats
+
+    def _frames(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Encoder frame output (1, 512, T') of one whole mono waveform (N,), reused for a repeated one."""
+        feats = self._feats(waveform)
+        if self._cached_frames is None:
+            self._cached_frames = self.encoder.frames(feats.unsqueeze(0)).detach()
+        return self._cached_frames
+
+    def _embed_row(self, waveform: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor | None:
+        if weights is None:
+            return self.encoder.embed(self._frames(waveform))[0]
+        w = weights.float()
+        if not torch.isfinite(w).all() or float(w.sum()) <= 0.0:
+            return None
+        if self.input_frames == "speaker":
+            feats = self._feats(waveform)
+            wf = F.interpolate(w.view(1, 1, -1), size=feats.shape[0], mode="nearest")[0, 0]
+            keep = wf > 0.5
+            if int(keep.sum()) >= self.min_speaker_frames:
+                sel = feats[keep]
+                sel = sel - sel.mean(dim=0, keepdim=True)
+                return self.encoder(sel.unsqueeze(0))[0]
+        frames = self._frames(waveform)
+        wt = F.interpolate(w.view(1, 1, -1), size=frames.shape[-1], mode="linear", align_corners=False)[0]
+        if float(wt.sum()) <= 0.0:
+            return None
+        return self.encoder.embed(frames, wt)[0]
 
     def forward(self, waveforms: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         if waveforms.ndim != 3 or waveforms.shape[1] != 1:
@@ -324,15 +355,7 @@ class CampplusEmbedding(Model):  # type: ignore[misc]
             wav = waveforms[b, 0]
             if wav.shape[0] < 400:  # shorter than one 25 ms fbank frame
                 raise ValueError(f"waveform too short for CAM++ ({wav.shape[0]} samples)")
-            frames = self._frames(wav)
-            if weights is None:
-                out[b] = self.encoder.embed(frames)[0]
-                continue
-            w = weights[b].float()
-            if not torch.isfinite(w).all() or float(w.sum()) <= 0.0:
-                continue
-            w = F.interpolate(w.view(1, 1, -1), size=frames.shape[-1], mode="linear", align_corners=False)[0]
-            if float(w.sum()) <= 0.0:
-                continue
-            out[b] = self.encoder.embed(frames, w)[0]
+            emb = self._embed_row(wav, None if weights is None else weights[b])
+            if emb is not None:
+                out[b] = emb
         return out
