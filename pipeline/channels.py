@@ -13,7 +13,8 @@ Pure function (numpy only). Steps:
    stereo_min_speech_s are dropped.
 4. Tracks: speakers "ch0" and "ch1"; the overlapping track is the union of both channels' segments; the
    exclusive track gives every speech frame to one channel: where both speak, the louder one, judged on
-   the level difference averaged over stereo_overlap_smoothing_s (so that it does not flicker).
+   the level difference averaged over the overlapped frames within stereo_overlap_smoothing_s (so that it
+   does not flicker).
 
 Returns None when the path does not apply, so the caller falls back to pyannote on the mono mix: not
 exactly two channels, no speech at all, or channels that are not separated. Separation is
@@ -154,7 +155,10 @@ def diarize_channels(audio: Audio, cfg: DiarizationConfig) -> Diarization | None
 
     both = active[0] & active[1]
     smooth = int(round(cfg.stereo_overlap_smoothing_s / hop_s))
-    louder0 = _moving_average(levels[0] - levels[1], smooth) >= 0.0
+    # level difference averaged over the nearby frames where both speak (not over one-sided frames)
+    num = _moving_average((levels[0] - levels[1]) * both, smooth)
+    den = _moving_average(both.astype(np.float64), smooth)
+    louder0 = np.where(den > 0, num / np.maximum(den, 1e-12), levels[0] - levels[1]) >= 0.0
     owner0 = active[0] & (~both | louder0)
     owner1 = active[1] & ~owner0
     exclusive = _segments(owner0, SPEAKERS[0], hop_s, offset, duration) + _segments(
