@@ -28,23 +28,28 @@ Bursts
     change of floor).
 
 Classification of an incoming burst `b` of speaker B while another speaker A holds the floor
-    (A holds the floor when A is active at `b.start`, or stopped at most `resume_gap_s` before it and
-    resumes after it). Let `a_stop` be where A's activity that covers the onset ends, `a_remaining =
+    (A holds the floor when A is active at `b.start` having started earlier, or stopped at most
+    `resume_gap_s` before it). Let `a_stop` be where A's burst covering the onset ends, `a_remaining =
     a_stop - b.start` and `overlap = min(a_stop, b.end) - b.start`.
-    1. backchannel: `b` is short (`<= backchannel_max_s`), has at most `backchannel_max_words` words all in
-       the backchannel lexicon (or no recognised words at all), and A goes on talking after it (no floor
-       change). A backchannel is never an interruption.
+    1. backchannel: `b` is backchannel-like and A goes on talking after it (A is still active when it ends
+       or resumes within `resume_gap_s`: no floor change). Backchannel-like: B's recognised words in the
+       burst are at most `backchannel_max_words`, all from the lexicon, and the burst is at most
+       2 x `backchannel_max_s` (diarization smears short bursts; the words decide); with no recognised
+       words (ASR often drops overlapped speech), a burst of at most `backchannel_max_s`. A backchannel is
+       never an interruption, by construction: each burst gets exactly one class.
     2. not in overlap at onset (A had stopped): an ordinary transition, no event.
     3. `overlap < min_overlap_s`: transition noise, no event.
-    4. terminal overlap (`overlap`, subtype `terminal`): A was at a likely completion point: A stops within
-       `terminal_overlap_s` of B's onset and A's last word is a syntactic completion point (terminal
-       punctuation, or the transcript has no punctuation at all).
-    5. B's burst is short and lexical/wordless but A does not go on (e.g. choral laughter, both stop):
-       `overlap`, subtype `other`.
-    6. interruption: B started before A's completion point and claims the floor (a non-backchannel burst).
-       `successful` if A yields (stops within `yield_window_s` of B's onset) and B talks on past A's stop;
-       `unsuccessful` if A keeps talking past the yield window. If both stop together it is an `overlap`
-       (subtype `simultaneous_stop`).
+    4. A keeps talking for more than `yield_window_s` after the onset: `interruption`, `unsuccessful`
+       (backchannel-like bursts never get here).
+    5. A stops within `yield_window_s`. Did A reach a likely completion point? A's last word is checked:
+       after a function word ("the", "to", "and", "I", "was" ...) A was cut off; in a punctuated
+       transcript, only terminal punctuation (. ? !) marks completion; without punctuation any other word
+       does. With no words for A, completion means `a_remaining <= terminal_overlap_s` (the overlap began
+       on A's last word, Jefferson 1984).
+       - completion: `overlap`, subtype `terminal`;
+       - cut off, and B talks on at least `floor_claim_s` past `a_stop` with a non-backchannel burst:
+         `interruption`, `successful`;
+       - otherwise (both stop, choral laughter, a short burst): `overlap`, subtype `other`.
 
 Event fields
     `speaker` is who does it (interrupter, backchanneller, the speaker who starts the overlap, the speaker
@@ -312,14 +317,13 @@ def is_backchannel_text(text: str, cfg: MeasuresConfig) -> bool:
     return True
 
 
-# Words after which an utterance cannot be syntactically complete (articles, prepositions, conjunctions,
-# subject pronouns, auxiliaries, possessives): a speaker stopping on one of these was cut off.
+# Words that (almost) never end a complete English utterance (articles, conjunctions, possessives,
+# subject pronouns, "to" and most prepositions): a speaker who stops on one of these was cut off, whatever
+# punctuation the ASR added.
 _INCOMPLETE_END = frozenset("""
-a an the to of in on at for with from by about into onto over under than as and but or nor so because if
-when while although though that which who whose whom where i you we they he she it's i'm you're we're
-they're my your our their his her its this these those is are was were be been being am do does did have
-has had will would can could should shall may might must not don't didn't can't won't just very really
-more most some any every no such like going gonna wanna want wanted try trying think thought feel felt
+a an the to of and but or nor so because if when while although though unless whether than as whose
+my your our their his her its i we they he she i'm you're we're they're it's there's that's with from
+into onto by for
 """.split())
 
 
@@ -421,8 +425,23 @@ class _Burst:
         return self.end - self.start
 
 
-def _words_in(words: Sequence[Word], speaker: str, lo: float, hi: float, pad: float = 0.15) -> list[Word]:
-    return [w for w in words if w.speaker == speaker and lo - pad <= 0.5 * (w.start + w.end) <= hi + pad]
+class _WordIndex:
+    """Words per speaker, sorted by midpoint, for fast time-range lookups."""
+
+    def __init__(self, words: Sequence[Word]) -> None:
+        per: dict[str | None, list[tuple[float, Word]]] = {}
+        for w in words:
+            per.setdefault(w.speaker, []).append((0.5 * (w.start + w.end), w))
+        self._mids = {k: [m for m, _ in sorted(v, key=lambda x: x[0])] for k, v in per.items()}
+        self._words = {k: [w for _, w in sorted(v, key=lambda x: x[0])] for k, v in per.items()}
+
+    def between(self, speaker: str, lo: float, hi: float) -> list[Word]:
+        """`speaker`'s words whose midpoint lies in [lo, hi]."""
+        mids = self._mids.get(speaker)
+        if not mids:
+            return []
+        i, j = bisect.bisect_left(mids, lo), bisect.bisect_right(mids, hi)
+        return self._words[speaker][i:j]
 
 
 def _turn_for(turns: Sequence[Turn], speaker: str | None, lo: float, hi: float) -> int | None:
@@ -450,6 +469,7 @@ def _classify_overlaps(
     per = _by_speaker(segments, gap=cfg.merge_gap_s)
     bursts = sorted((_Burst(spk, s, e) for spk, ivs in per.items() for s, e in ivs), key=lambda b: b.start)
     uses_punct = any(re.search(r"[.?!]", w.text) for w in words)
+    index = _WordIndex(words)
     events: list[Event] = []
     for b in bursts:
         # floor holder: another speaker active at the onset (started earlier), else one who stopped at
@@ -479,7 +499,7 @@ def _classify_overlaps(
         a_continues = a_stop > b.end + _EPS or any(
             b.end - _EPS <= s <= b.end + cfg.resume_gap_s for s, _ in a_ivs if s > b.start
         )
-        b_words = _words_in(words, b.speaker, b.start, b.end)
+        b_words = index.between(b.speaker, b.start - 0.15, b.end + 0.15)
         b_text = " ".join(w.text for w in b_words)
         if b_words:
             # lexical evidence: a lexicon-only burst is a backchannel even if diarization smeared its length
@@ -510,7 +530,7 @@ def _classify_overlaps(
         if a_remaining > cfg.yield_window_s + _EPS:
             if bc_like:  # a short lexical burst the holder talks through is a backchannel (handled above)
                 continue
-            kept = a_stop - max(b.end, b.start)
+            kept = max(0.0, a_stop - b.end)
             events.append(Event(
                 "interruption", "unsuccessful", b.start, ov_end, b.speaker, a_spk, doer_turn, 0.8,
                 f"overlap {overlap:.1f} s; {_short(a_spk, roles)} kept talking {a_remaining:.1f} s",
@@ -519,7 +539,7 @@ def _classify_overlaps(
             continue
         # A stopped within the yield window: a terminal overlap if A had reached a completion point,
         # otherwise A was cut off: a successful interruption when B goes on to hold the floor.
-        a_words = [w for w in words if w.speaker == a_spk and a_iv[0] - 0.15 <= 0.5 * (w.start + w.end) <= a_stop + 0.15]
+        a_words = index.between(a_spk, a_iv[0] - 0.15, a_stop + 0.15)
         if a_words:
             last = max(a_words, key=lambda w: w.end)
             completion = _complete_unit(last.text, uses_punct)
