@@ -148,11 +148,12 @@ class MeasuresConfig:
     # Fallback (no words for the holder): they were at a completion point when they stop within this time
     # of the onset, i.e. the overlap started on their last word (Jefferson 1984, terminal overlap).
     terminal_overlap_s: float = 0.5
-    # A successful interrupter must go on talking at least this long after the holder stops (claims the
-    # floor); otherwise both stopped and it is a plain overlap.
-    floor_claim_s: float = 0.5
-    # A speaker's segments closer than this are one burst (a breath / stop closure is not a floor change).
-    merge_gap_s: float = 0.3
+    # A successful interrupter must still be talking this long after the holder stops (claims the floor);
+    # otherwise both stopped together and it is a plain overlap. Same scale as min_overlap_s.
+    floor_claim_s: float = 0.2
+    # A speaker's segments closer than this are one burst: diarization fragments speech at stop closures
+    # and short breaths (<~150 ms); longer gaps are pauses (Goldman-Eisler's 250 ms) and may be a new turn.
+    merge_gap_s: float = 0.15
     # The holder "keeps the floor" across a backchannel if they resume within this time of its end.
     resume_gap_s: float = 1.0
     # Pauses: gaps between words of at least `pause_min_s` count as within-turn pauses (Goldman-Eisler's
