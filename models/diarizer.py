@@ -27,7 +27,6 @@ speaker-diarization-community-1 with its config.yaml), that pipeline is loaded i
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,8 +42,6 @@ from models.store import resolve
 from pipeline.config import DiarizationConfig, ModelsConfig
 from pipeline.errors import ModelError, SessionError
 from pipeline.records import Audio, Diarization, ModelInfo, Segment
-
-log = logging.getLogger(__name__)
 
 # Agglomerative clustering of CAM++ chunk embeddings (cosine distance in [0, 2]). Tuned on synthetic
 # two/three-voice flite sessions (scripts/eval_diarization.py --tune); see the module docstring.

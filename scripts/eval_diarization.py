@@ -6,9 +6,8 @@
 Evaluation sets (none of them used for tuning):
 - the pyannote.audio sample (`pyannote/audio/sample/sample.wav` + `sample.rttm`, 30 s, two real speakers
   on a phone line, read by path);
-- `/work/shared/audio/stereo_diarization.wav` through the stereo channel path (no reference RTTM: it prints
-  the channel segments and the DER against each channel's own energy activity is meaningless, so only the
-  segments and the speed are shown);
+- `/work/shared/audio/stereo_diarization.wav` through the stereo channel path (it has no reference RTTM:
+  the channel segments and the speed are printed, and whether pyannote on its mono mix finds two speakers);
 - the demo session `pipeline/demo/demo.flac` + `demo.rttm` when present (flite voices slt and rms).
 
 Tuning set (`--tune`): synthetic sessions rendered with flite by scripts/synth.py from the scripts below
@@ -23,6 +22,7 @@ warm-up call.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import sys
 import time
@@ -33,7 +33,6 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 import pipeline.offline  # noqa: E402,F401
-import hashlib  # noqa: E402
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
