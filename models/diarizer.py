@@ -68,21 +68,26 @@ class _UnusedPLDA(PLDA):
         raise RuntimeError("PLDA is not available offline: use agglomerative clustering")
 
 
-def _segments(annotation: Any) -> list[tuple[float, float, Any]]:
+def _segments(annotation: Any, duration: float | None = None) -> list[tuple[float, float, Any]]:
     out = []
+    limit = float("inf") if duration is None else duration
     for turn, _, label in annotation.itertracks(yield_label=True):
-        start, end = round(float(turn.start), 3), round(float(turn.end), 3)
+        start = round(max(0.0, float(turn.start)), 3)
+        end = round(min(limit, float(turn.end)), 3)
         if end > start:
             out.append((start, end, label))
     out.sort(key=lambda s: (s[0], s[1], str(s[2])))
     return out
 
 
-def annotations_to_diarization(overlapping: Any, exclusive: Any, method: str = "pyannote") -> Diarization:
+def annotations_to_diarization(
+    overlapping: Any, exclusive: Any, method: str = "pyannote", duration: float | None = None
+) -> Diarization:
     """Convert pyannote Annotations (overlapping and exclusive tracks) to a Diarization record. Speakers
-    are renamed "S1", "S2", ... in order of first appearance in the overlapping track."""
-    ov = _segments(overlapping)
-    ex = _segments(exclusive)
+    are renamed "S1", "S2", ... in order of first appearance in the overlapping track. Times are rounded to
+    the millisecond and clipped to [0, duration] (pyannote's frames can run past the end of short audio)."""
+    ov = _segments(overlapping, duration)
+    ex = _segments(exclusive, duration)
     names: dict[Any, str] = {}
     for _, _, label in ov + ex:
         if label not in names:
@@ -223,4 +228,4 @@ class Diarizer:
                 exclusive = overlapping
         else:  # a legacy pipeline returns a bare Annotation
             overlapping = exclusive = output
-        return annotations_to_diarization(overlapping, exclusive, method="pyannote")
+        return annotations_to_diarization(overlapping, exclusive, method="pyannote", duration=audio.duration_s)

@@ -175,3 +175,11 @@ def test_diarizer_bad_local_pipeline_is_a_model_error(tmp_path):
 
     with pytest.raises(ModelError, match="config.yaml"):
         Diarizer(CFG, ModelsConfig(diarization_pipeline=str(tmp_path)))
+
+
+def test_diarizer_segments_stay_inside_short_audio(diarizer, sample_wave):
+    for seconds in (1.0, 0.3):
+        clip = sample_wave[10 * SR: 10 * SR + int(seconds * SR)]
+        d = diarizer(Audio(clip[None], SR, SR, 1, "short"))
+        for s in d.overlapping + d.exclusive:
+            assert 0.0 <= s.start < s.end <= seconds
