@@ -20,6 +20,10 @@ import pytest
 from pipeline.serialize import read_session_json
 
 ROOT = Path(__file__).resolve().parents[1]
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONWARNINGS": "ignore"}
+# Before Ray is imported: with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 Ray keeps 127.0.0.1 as 127.0.0.1 instead of
+# rewriting it to the machine's outward address (where a loopback-bound cluster does not listen).
+os.environ.update({k: v for k, v in RAY_ENV.items() if k.startswith("RAY_")})
 
 try:
     import ray  # noqa: F401
@@ -31,9 +35,6 @@ except ImportError:  # pragma: no cover
 needs_ray = pytest.mark.skipif(
     not HAVE_RAY and not (os.environ.get("CI") or os.environ.get("RUPTURE_REQUIRE_RAY")),
     reason="Ray not installed (pip install -e '.[test,ray]')")
-
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONWARNINGS": "ignore"}
-
 
 def _free_port() -> int:
     with socket.socket() as s:
