@@ -142,6 +142,11 @@ class MeasuresConfig:
     # Backchannels (Yngve 1970; Ward & Tsukahara 2000): at most ~1 s and 3 words, all from the lexicon.
     backchannel_max_s: float = 1.0
     backchannel_max_words: int = 3
+    # A burst whose words cannot be trusted (a single-stream ASR transcribes the louder voice in an overlap)
+    # is judged on its length alone: a backchannel token is one or two syllables, mostly under ~0.6 s
+    # (Ward & Tsukahara 2000), plus up to ~0.15 s of diarization padding; a 3+ syllable interjection runs
+    # longer. Tuned on the synthetic dev split only (0.7 counted one diarized 0.71 s "okay" as an interruption).
+    backchannel_unheard_max_s: float = 0.75
     backchannel_lexicon: tuple[str, ...] = (
         "mm-hmm", "mhm", "mm", "hmm", "uh-huh", "uh huh", "yeah", "yes", "yep", "yup", "right", "okay", "ok",
         "sure", "i see", "exactly", "true", "got it", "alright", "all right", "that's right", "oh", "ah",
@@ -156,8 +161,9 @@ class MeasuresConfig:
     # otherwise both stopped together and it is a plain overlap. Same scale as min_overlap_s.
     floor_claim_s: float = 0.2
     # A speaker's segments closer than this are one burst: diarization fragments speech at stop closures
-    # and short breaths (<~150 ms); longer gaps are pauses (Goldman-Eisler's 250 ms) and may be a new turn.
-    merge_gap_s: float = 0.15
+    # and short breaths (pyannote left 0.17-0.22 s holes inside single utterances on dev); below
+    # Goldman-Eisler's 250 ms pause threshold a gap is not a pause.
+    merge_gap_s: float = 0.25
     # The holder "keeps the floor" across a backchannel if they resume within this time of its end.
     resume_gap_s: float = 1.0
     # Pauses: gaps between words of at least `pause_min_s` count as within-turn pauses (Goldman-Eisler's

@@ -32,20 +32,27 @@ Classification of an incoming burst `b` of speaker B while another speaker A hol
     `resume_gap_s` before it). Let `a_stop` be where A's burst covering the onset ends, `a_remaining =
     a_stop - b.start` and `overlap = min(a_stop, b.end) - b.start`.
     1. backchannel: `b` is backchannel-like and A goes on talking after it (A is still active when it ends
-       or resumes within `resume_gap_s`: no floor change). Backchannel-like: B's recognised words in the
-       burst are at most `backchannel_max_words`, all from the lexicon, and the burst is at most
-       2 x `backchannel_max_s` (diarization smears short bursts; the words decide); with no recognised
-       words (ASR often drops overlapped speech), a burst of at most `backchannel_max_s`. A backchannel is
-       never an interruption, by construction: each burst gets exactly one class.
+       or resumes within `resume_gap_s`: no floor change). Backchannel-like (`_backchannel_like`): B's
+       trusted words are at most `backchannel_max_words`, all lexicon entries, in a burst of at most
+       2 x `backchannel_max_s` (diarization smears short bursts; the words decide). Words in an overlap
+       are trusted only if the transcript resolved it (an A word runs at the same time as a B word);
+       a single-stream ASR transcribes the louder voice and the exclusive track hands A's words to B.
+       With no trusted words, a burst of at most `backchannel_unheard_max_s`. A backchannel is never an
+       interruption, by construction: each burst gets exactly one class. A burst that starts while the
+       "holder" is only backchannelling is not classified at all.
     2. not in overlap at onset (A had stopped): an ordinary transition, no event.
     3. `overlap < min_overlap_s`: transition noise, no event.
-    4. A keeps talking for more than `yield_window_s` after the onset: `interruption`, `unsuccessful`
+    4. both started within `min_overlap_s` of each other (A not continuing a turn): `overlap`, subtype
+       `simultaneous_start` (both self-selected at a transition place).
+    5. A keeps talking for more than `yield_window_s` after the onset: `interruption`, `unsuccessful`
        (backchannel-like bursts never get here).
-    5. A stops within `yield_window_s`. Did A reach a likely completion point? A's last word is checked:
-       after a function word ("the", "to", "and", "I", "was" ...) A was cut off; in a punctuated
-       transcript, only terminal punctuation (. ? !) marks completion; without punctuation any other word
-       does. With no words for A, completion means `a_remaining <= terminal_overlap_s` (the overlap began
-       on A's last word, Jefferson 1984).
+    6. A stops within `yield_window_s`. Did A reach a likely completion point (`_holder_complete`)?
+       If the transcript resolved the overlap, A's last word decides: after a function word ("the",
+       "to", "and", "I" ...) A was cut off; in a punctuated transcript only terminal punctuation marks
+       completion; without punctuation any other word does. Otherwise A's words after the onset are
+       unreliable, and the clean words before it decide: a finished sentence, or a question/invitation
+       in progress (its end is projectable: Jefferson 1984), is a completion point. With no words for A,
+       completion means `a_remaining <= terminal_overlap_s`.
        - completion: `overlap`, subtype `terminal`;
        - cut off, and B talks on at least `floor_claim_s` past `a_stop` with a non-backchannel burst:
          `interruption`, `successful`;
@@ -462,6 +469,81 @@ def _turn_for(turns: Sequence[Turn], speaker: str | None, lo: float, hi: float) 
     return min(turns, key=lambda t: min(abs(t.start - lo), abs(t.end - lo))).index
 
 
+def _backchannel_like(b: _Burst, b_words: list[Word], a_words: list[Word], a_ivs: Sequence[Interval],
+                      cfg: MeasuresConfig) -> tuple[bool, list[Word]]:
+    """Is burst `b` backchannel-like, and which of its words can be trusted?
+
+    Words inside an overlap are trusted only when the transcript resolved the overlap (some word of the
+    holder runs at the same time as a word of B, e.g. hand-made or per-channel transcripts). A single-stream
+    ASR transcribes the louder voice, and the exclusive track then hands the holder's words in the overlap
+    to B: those words say nothing about what B said. B's words outside the holder's speech are trusted.
+    Decision: trusted words -> lexicon test (all entries, at most `backchannel_max_words`) with a burst of
+    at most 2 x `backchannel_max_s` (diarization smears short bursts); untrusted words that are all
+    lexicon entries -> the same; otherwise the duration alone: at most `backchannel_unheard_max_s`."""
+    simultaneous = any(min(wa.end, wb.end) - max(wa.start, wb.start) > 0.02 for wb in b_words for wa in a_words)
+    # a word is B's own only when well clear (>= pause_min_s) of the holder's speech: diarization leaves
+    # short holes in the holder's track that the exclusive track hands to B together with A's words
+    m = cfg.pause_min_s
+    solo = [w for w in b_words if _covered(a_ivs, w.start - m, w.end + m) <= 0.0]
+    trusted = b_words if simultaneous else solo
+    lex_cap = b.dur <= 2.0 * cfg.backchannel_max_s + _EPS
+    if trusted:
+        return is_backchannel_text(" ".join(w.text for w in trusted), cfg) and lex_cap, trusted
+    if b_words and is_backchannel_text(" ".join(w.text for w in b_words), cfg):
+        return lex_cap, b_words
+    return b.dur <= cfg.backchannel_unheard_max_s + _EPS, []
+
+
+def _holder_complete(a_words: list[Word], b_words: list[Word], onset: float, a_remaining: float,
+                     uses_punct: bool, cfg: MeasuresConfig) -> bool:
+    """Had the holder reached a likely completion point when B came in (A stopping within the yield
+    window)?
+
+    - The transcript resolved the overlap (some A word runs at the same time as a B word): A's last word
+      decides (`_complete_unit`).
+    - Otherwise A's words after the onset are unreliable (a single-stream ASR garbles the overlap and may
+      add a period where A was cut off); the clean words before the onset decide: B came in at a
+      transition-relevance place if they end a sentence (terminal punctuation, not on a function word),
+      or if the sentence in progress is a question or an invitation, whose end the answerer can project
+      (Jefferson 1984: terminal overlap).
+    - No words for A: A stopping within `terminal_overlap_s` means the overlap began on A's last word.
+    """
+    if not a_words:
+        return a_remaining <= cfg.terminal_overlap_s + _EPS
+    simultaneous = any(min(wa.end, wb.end) - max(wa.start, wb.start) > 0.02 and wa.end > onset
+                       for wa in a_words for wb in b_words)
+    if simultaneous:
+        return _complete_unit(max(a_words, key=lambda w: w.end).text, uses_punct)
+    pre = [w for w in a_words if 0.5 * (w.start + w.end) < onset]
+    if not pre:
+        return a_remaining <= cfg.terminal_overlap_s + _EPS
+    last = pre[-1].text
+    if _ends_sentence(last) and _norm_token(last) not in _INCOMPLETE_END:
+        return True
+    return _question_in_progress(" ".join(w.text for w in pre))
+
+
+_PRONOUNS = ("you", "we", "i", "it", "that", "this", "they", "he", "she", "there", "your")
+
+
+def _question_in_progress(text: str) -> bool:
+    """Does the sentence in progress (after the last terminal punctuation) open like a question or an
+    invitation: a wh-word, an inverted auxiliary ("do you", "can we"), or an invitation phrase?"""
+    parts = re.split(r"(?<=[.!?])\s+", text.strip())
+    current = parts[-1] if parts else ""
+    if not current or _ends_sentence(current):
+        return False
+    toks = _WORD_RE.findall(current.lower())
+    if not toks:
+        return False
+    if toks[0] in ("so", "and", "but", "okay", "ok", "well", "now") and len(toks) > 1:
+        toks = toks[1:]
+    if toks[0] in _WH or (toks[0] in _AUX and len(toks) > 1 and toks[1] in _PRONOUNS):
+        return True
+    joined = " ".join(toks)
+    return any(re.search(rf"\b{re.escape(p)}\b", joined) for p in _INVITE)
+
+
 def _classify_overlaps(
     turns: Sequence[Turn], words: Sequence[Word], segments: Sequence[Segment], roles: Mapping[str, str],
     cfg: MeasuresConfig,
@@ -471,6 +553,7 @@ def _classify_overlaps(
     uses_punct = any(re.search(r"[.?!]", w.text) for w in words)
     index = _WordIndex(words)
     events: list[Event] = []
+    backchannel_bursts: set[tuple[str, float]] = set()
     for b in bursts:
         # floor holder: another speaker active at the onset (started earlier), else one who stopped at
         # most `resume_gap_s` before it (a backchannel in the holder's pause).
@@ -493,6 +576,8 @@ def _classify_overlaps(
         if holder is None:
             continue
         a_spk, a_iv = holder
+        if (a_spk, a_iv[0]) in backchannel_bursts:
+            continue  # the "holder" only backchannelled: B is going on with its own turn
         a_ivs = per[a_spk]
         a_stop = a_iv[1]
         # does A go on talking after B's burst (no floor change)?
@@ -500,17 +585,13 @@ def _classify_overlaps(
             b.end - _EPS <= s <= b.end + cfg.resume_gap_s for s, _ in a_ivs if s > b.start
         )
         b_words = index.between(b.speaker, b.start - 0.15, b.end + 0.15)
-        b_text = " ".join(w.text for w in b_words)
-        if b_words:
-            # lexical evidence: a lexicon-only burst is a backchannel even if diarization smeared its length
-            bc_like = is_backchannel_text(b_text, cfg) and b.dur <= 2.0 * cfg.backchannel_max_s + _EPS
-        else:
-            bc_like = b.dur <= cfg.backchannel_max_s + _EPS
+        bc_like, b_words = _backchannel_like(b, b_words, index.between(a_spk, b.start - 0.5, b.end + 0.5), a_ivs, cfg)
         target_turn = _turn_for(turns, a_spk, b.start, b.start)
         doer_turn = _turn_for(turns, b.speaker, b.start, b.end)
         direction = f"{_role_of(b.speaker, roles)}->{_role_of(a_spk, roles)}"
         base = [("direction", direction), ("target_turn_index", target_turn)]
         if bc_like and a_continues:
+            backchannel_bursts.add((b.speaker, b.start))
             conf = 0.9 if b_words else 0.6
             where = "in overlap" if in_overlap else "in a pause"
             events.append(Event(
@@ -523,6 +604,19 @@ def _classify_overlaps(
             continue
         overlap = min(a_stop, b.end) - b.start
         if overlap < cfg.min_overlap_s - _EPS:
+            continue
+        a_prev = [e for _, e in a_ivs if e <= a_iv[0]]
+        a_fresh = not a_prev or a_iv[0] - a_prev[-1] > cfg.resume_gap_s
+        if a_fresh and b.start - a_iv[0] < cfg.min_overlap_s - _EPS:
+            # both started together (within the transition-noise margin): a simultaneous start at a
+            # transition place, where both self-select, not a cut into a running turn
+            events.append(Event(
+                "overlap", "simultaneous_start", b.start, min(a_stop, b.end), b.speaker, a_spk,
+                _turn_for(turns, b.speaker, b.start, b.end), 0.5, f"overlap {overlap:.1f} s; simultaneous start",
+                details=(("direction", f"{_role_of(b.speaker, roles)}->{_role_of(a_spk, roles)}"),
+                         ("target_turn_index", _turn_for(turns, a_spk, b.start, b.start)),
+                         ("overlap_s", round(overlap, 3))),
+            ))
             continue
         a_remaining = a_stop - b.start
         ov_end = min(a_stop, b.end)
@@ -539,12 +633,9 @@ def _classify_overlaps(
             continue
         # A stopped within the yield window: a terminal overlap if A had reached a completion point,
         # otherwise A was cut off: a successful interruption when B goes on to hold the floor.
-        a_words = index.between(a_spk, a_iv[0] - 0.15, a_stop + 0.15)
-        if a_words:
-            last = max(a_words, key=lambda w: w.end)
-            completion = _complete_unit(last.text, uses_punct)
-        else:
-            completion = a_remaining <= cfg.terminal_overlap_s + _EPS
+        completion = _holder_complete(index.between(a_spk, a_iv[0] - 0.15, a_stop + 0.15),
+                                      index.between(b.speaker, b.start - 0.15, a_stop + 0.15), b.start,
+                                      a_remaining, uses_punct, cfg)
         b_after = b.end - a_stop
         if completion:
             events.append(Event(
@@ -559,7 +650,7 @@ def _classify_overlaps(
         else:
             events.append(Event(
                 "interruption", "successful", b.start, ov_end, b.speaker, a_spk, doer_turn,
-                0.85 if a_words else 0.6,
+                0.8,
                 f"overlap {overlap:.1f} s; {_short(a_spk, roles)} stopped after {a_remaining:.1f} s, cut off",
                 details=tuple(details + [("interrupter_continued_s", round(b_after, 3))]),
             ))

@@ -9,6 +9,8 @@ Modes
                       models. Checks the classification logic in isolation.
   --runs OUT          score `rupture run` outputs `OUT/<session_id>/session.json` (words, turns, overlapping
                       `segments`, `speakers` with roles, `events`), i.e. end to end from audio.
+  --runs OUT --recompute   recompute the measures from the stored turns/words/segments with the current
+                      config (pure; for threshold tuning on dev without re-running the models).
   --pyannote-sample   also score overlap detection on the pyannote sample (reference RTTM + STM; oracle
                       inputs, or with --pyannote-session PATH a session.json produced from sample.wav).
 
@@ -198,8 +200,14 @@ def run_oracle(truth: Mapping[str, Any], cfg: MeasuresConfig, tol: float) -> dic
     return score_session(truth, m.events, m.metrics.get("therapist_share"), segs, tol)
 
 
-def run_output(truth: Mapping[str, Any], session_json: Path, tol: float) -> dict[str, Any]:
+def run_output(truth: Mapping[str, Any], session_json: Path, tol: float,
+               recompute: MeasuresConfig | None = None) -> dict[str, Any]:
     rec = read_session_json(session_json)
+    if recompute is not None:  # re-run the (pure) measures on the stored turns, words and segments
+        roles = {s.id: s.role for s in rec.speakers}
+        m = measure_conversation(rec.turns, rec.words or (), rec.segments, roles, rec.duration_s, recompute)
+        segs = rec.segments or tuple(Segment(t.start, t.end, t.speaker) for t in rec.turns)
+        return score_session(truth, m.events, m.metrics.get("therapist_share"), segs, tol)
     share = rec.metrics.get("therapist_share") if isinstance(rec.metrics, Mapping) else None
     if share is None:  # fall back on speaker talk times and roles
         tot = sum(s.talk_time_s for s in rec.speakers)
@@ -268,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("truth_dir", type=Path, nargs="?")
     ap.add_argument("--oracle", action="store_true")
     ap.add_argument("--runs", type=Path, help="directory of rupture run outputs (OUT/<session_id>/session.json)")
+    ap.add_argument("--recompute", action="store_true",
+                    help="with --runs: recompute the measures from the stored turns/words/segments with --config "
+                         "(for tuning thresholds without re-running the models)")
     ap.add_argument("--split", action="append", help="only these splits (repeatable); default all")
     ap.add_argument("--config", type=Path, help="config YAML (its `measures` section is used in --oracle)")
     ap.add_argument("--tol", type=float, default=1.0, help="onset tolerance, seconds (default 1.0)")
@@ -297,12 +308,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if not sj.exists():
                     missing.append(truth["session_id"])
                     continue
-                row = run_output(truth, sj, args.tol)
+                row = run_output(truth, sj, args.tol, cfg if args.recompute else None)
             row["split"] = split
             by_split[split].append(row)
             if args.per_session:
                 print(json.dumps(row))
-        report["mode"] = "oracle" if args.oracle else f"runs:{args.runs}"
+        report["mode"] = "oracle" if args.oracle else f"runs:{args.runs}" + (":recomputed" if args.recompute else "")
         report["splits"] = {k: aggregate(v) for k, v in sorted(by_split.items())}
         report["sessions"] = {k: v for k, v in sorted(by_split.items())}
         if missing:

@@ -162,7 +162,7 @@ def test_transition_noise_below_min_overlap_is_ignored():
 
 def test_choral_overlap_both_stop_is_overlap_event():
     # both laugh briefly together: short wordless bursts, nobody claims the floor
-    segs = (Segment(0, 3, "T"), Segment(2.5, 3.3, "C"), Segment(6, 8, "C"))
+    segs = (Segment(0, 3, "T"), Segment(2.5, 3.1, "C"), Segment(6, 8, "C"))
     words = tuple(spread("T", 0, 2.4, "so that was the plan") + spread("C", 6, 8, "okay then."))
     turns = build_turns(words, ROLES)
     m = measure_conversation(turns, words, segs, ROLES, 9.0, CFG)
@@ -302,7 +302,7 @@ def scripts(draw):
             lines.append(synth.Line(spk, " ".join(w) + ".", said_words=cut, gap=draw(st.floats(0.3, 1.0))))
             lengths.append(dur_n(cut))
             spk = other[spk]
-            lines.append(synth.Line(spk, text, gap=-draw(st.floats(0.3, min(0.8, 0.3 * cut - 0.05)))))
+            lines.append(synth.Line(spk, text, gap=-draw(st.floats(0.3, max(0.3, min(0.8, 0.3 * cut - 0.3))))))
             lengths.append(dur_n(nw))
             prev_long = nw >= 10
             continue
