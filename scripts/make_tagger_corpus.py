@@ -47,13 +47,17 @@ SLOTS: dict[str, list[str]] = {
 }
 
 
-def fill(text: str, rng: random.Random) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: rng.choice(SLOTS[m.group(1)]), text)
+def fill(text: str, rng: random.Random, therapist: bool = False) -> str:
+    """Fill {slot}s; in a therapist's mouth "my mum" becomes "your mum"."""
+    def pick(m: re.Match) -> str:
+        v = rng.choice(SLOTS[m.group(1)])
+        return "your " + v[3:] if therapist and v.startswith("my ") else v
+    return re.sub(r"\{(\w+)\}", pick, text)
 
 
 # ------------------------------------------------------------------------------ therapist context pools
 # kind -> phrasings (therapist turns that a client target follows)
-T_CONTEXT: dict[str, list[str]] = {
+T_CONTEXT: dict[str, list[str]] = {  # noqa: E501
     "invite_feeling": [
         "How did you feel when {person} said that?",
         "What was that like for you?",
@@ -215,7 +219,7 @@ CLIENT_NONE: list[tuple[tuple[str, ...], list[str]]] = [
         "I'm not sure that's quite it. I think it's more about feeling invisible.",
         "Maybe, but I think it's more to do with {person} than with my dad.",
         "Hmm, partly. Can I think about that? It doesn't feel completely right.",
-        "I see what you mean, though I'd put it differently: I'm not angry, I'm disappointed.",
+        "I see what you mean, though I'd put it differently: it's less about him and more about me.",
         "I don't think that's it, but it's close. It's more like I'm waiting to be let down.",
         "That's interesting. I hadn't thought of it that way, and I'm not sure I agree yet.",
         "I'd rather start with the supermarket than the lift, if that's okay. The lift feels too big.",
@@ -612,18 +616,346 @@ THERAPIST_NONE: list[str] = [
     "I'm glad you brought it. Let's go through that entry together.",
 ]
 
-MODALITIES = ["CBT", "psychodynamic", "couples", "MI", "trauma", "person-centred", "DBT", "ACT"]
+
+# ------------------------------------------------------------------------------ more phrasings (v2)
+RUPTURES["withdrawal.denial"][1].extend([
+    "Me? No, I'm good. Honestly.", "It didn't really affect me, to be honest.",
+    "No, there's no anger there. I just think it's silly.", "I'm not bothered either way.",
+    "That's not something I think about. It's fine.", "I've made my peace with it. Nothing to discuss.",
+    "Upset? No. I'm just stating facts.", "It's all good. Really. No feelings about it.",
+    "I don't miss him. Not even a little.", "I wasn't scared. I just didn't want to go.",
+])
+RUPTURES["withdrawal.minimal_response"][1].extend([
+    "Yeah, okay.", "Sort of.", "S'pose.", "Not sure.", "Eh.", "Maybe.", "It's fine.", "Nope.",
+    "Can't remember.", "Same.", "Kind of.", "Dunno really.",
+])
+RUPTURES["withdrawal.abstract_communication"][1].extend([
+    "Everyone has a shadow side, as Jung would say.", "It's just the nature of families, isn't it, generally.",
+    "You could argue that anger is a social construct.", "Life's a journey, you know, with ups and downs.",
+    "It's all about energy, really, what you put out comes back.", "Society puts a lot of pressure on men in general.",
+    "There are lots of theories about why people do what they do.",
+    "In the abstract, I suppose loss is part of being alive.", "It's complicated. Things are complicated, in general.",
+    "Intellectually I understand the dynamics at play.",
+])
+RUPTURES["withdrawal.avoidant_storytelling"][1].extend([
+    "Oh, that reminds me of my aunt Pat. She had this caravan in Skegness, and every summer we'd go, and "
+    "there was this arcade, and my cousin always won the teddy, and one year...",
+    "Well it's a long story. So in 2009 I was working at the call centre, and my supervisor was called Dave, "
+    "and Dave had this thing about biscuits, and...",
+    "So my brother-in-law, right, he's bought this boat, and he doesn't know anything about boats, and last "
+    "weekend he took it out and the engine cut out, and the coastguard...",
+    "Let me back up. So the week before, we'd had the boiler man round, and he said the pipes were all wrong, "
+    "and then the landlord said he'd send someone else, and...",
+    "Funny story actually, at the school gates on {day} one of the mums was telling me about her holiday in "
+    "Portugal, and the hotel had double-booked, and they ended up...",
+    "So I have to tell you about the hospital car park saga, it's unbelievable. The machine took my card, "
+    "then the attendant said...",
+])
+RUPTURES["withdrawal.topic_shift"][1].extend([
+    "Oh, I meant to say, I've started going to the gym.", "Can I ask about the forms for my employer instead?",
+    "Anyway, how long have you been working here?", "Did you see the news this morning?",
+    "Ugh, I forgot my umbrella. Is it still raining?", "Right, so, what's the plan for next week?",
+    "Let's talk about my sister's wedding instead, that's more fun.",
+    "Random question, but do you have kids?", "I'd rather talk about work, honestly. Work's been mad.",
+    "Oh, is that a new painting behind you?",
+])
+RUPTURES["withdrawal.deferential_appeasing"][1].extend([
+    "Sorry, sorry. You're right. I'll do it properly next time.", "Whatever works for you works for me.",
+    "You're the professional, so I'll just trust you on that.", "I don't mind, honestly, whatever you prefer.",
+    "No, you're right, I was being silly earlier.", "Sure, I'll do anything you think will help. Anything.",
+    "Yeah, good idea, good idea. Sorry for being difficult.", "Okay, yes. I'm sure that's right. You know me better than I do.",
+    "I agree, I agree. I don't want to argue with you.", "Great, perfect, lovely. Whatever you think.",
+])
+RUPTURES["withdrawal.content_affect_split"][1].extend([
+    "(laughs) So yeah, I basically raised my brothers because mum was always drunk. Fun times.",
+    "My husband hits the wall when he's angry, but it's kind of funny, he always misses. (laughs)",
+    "(grinning) I got the results and it's cancer. Anyway, how are you?",
+    "Ha, yeah, I was homeless for a bit. Slept in a car park. Very glamorous. (laughs)",
+    "Oh it's hilarious, my dad didn't turn up to my graduation. Again. (laughs)",
+    "(laughing) I had a panic attack on the motorway and nearly crashed. Good times.",
+    "It's funny, I haven't spoken to anyone in three weeks. (laughs) Hermit life.",
+    "(smiling) My mum told me she wished I'd never been born. She's a character.",
+])
+RUPTURES["withdrawal.self_criticism_hopelessness"][1].extend([
+    "I'm just weak. Other people cope with far worse.", "I always let everyone down. I'll let you down too.",
+    "It's hopeless. I've tried everything and nothing works.", "I'm so stupid for still feeling like this.",
+    "Why would anyone want to help someone like me?", "I'm a burden on everyone, you included.",
+    "Nothing I do is ever good enough. I don't know why I bother.", "I should be over this by now. I'm pathetic.",
+    "Things won't get better. They never do for me.", "I messed it up, like I mess everything up.",
+])
+RUPTURES["confrontation.complaint_about_therapist"][1].extend([
+    "You don't get it. You've clearly never been through anything like this.",
+    "Why do you keep looking at the clock? Am I boring you?", "You're patronising me.",
+    "You just repeat back what I say. What's the point of you?", "You always twist my words.",
+    "I feel like you don't like me very much.", "You were late again today. It feels like I don't matter to you.",
+    "You're just like all the other therapists. You don't actually care.",
+    "You're pushing me and I don't like it.", "Honestly you seem bored with me.",
+])
+RUPTURES["confrontation.complaint_about_activities"][1].extend([
+    "I'm fed up with these questionnaires. Every single week.", "Homework again? I'm not in school.",
+    "This exposure stuff is cruel. Why would I make myself panic on purpose?",
+    "The mindfulness thing is nonsense. Sitting there noticing my breath does nothing.",
+    "Filling in columns about my thoughts is a complete waste of my evening.",
+    "Going through the trauma in detail every week is making me worse.",
+    "These exercises feel fake. I don't want to pretend to talk to my dad.",
+    "Writing a letter I'll never send? What's the point of that?",
+    "The tapping, the eye movements, all of it feels like a gimmick.",
+    "I hate the scaling thing. I don't think in numbers.",
+])
+RUPTURES["confrontation.complaint_about_parameters"][1].extend([
+    "Why are the sessions always at the end of the day? I'm exhausted by the time I get here.",
+    "Video calls are useless. I can't talk properly through a screen.",
+    "It's outrageous that you charge for missed sessions.", "The waiting list was eight months. Eight.",
+    "I don't like that you have to write notes for the service. Who reads them?",
+    "Why do we have to stop exactly on the hour? It feels so rigid.",
+    "Having the other group members here makes it impossible to talk.",
+    "I don't see why my wife has to come to these sessions.",
+    "You only ever offer me daytime slots. I have a job.",
+    "Six weeks off over Christmas is too long. What am I supposed to do?",
+])
+RUPTURES["confrontation.complaint_about_progress"][1].extend([
+    "I was better before I started coming here.", "Nothing's moved. Same problems, different week.",
+    "When does this actually start working?", "We talk and talk and I still feel exactly the same.",
+    "I've done everything you asked and I'm not any better.", "Honestly, I don't see the point of continuing.",
+    "It's been a year. I should be further along than this.", "All this talking hasn't changed a thing at home.",
+    "My drinking is the same as when I started. So what's this for?", "I'm still not sleeping. This isn't helping.",
+])
+RUPTURES["confrontation.rejects_intervention"][1].extend([
+    "No. I don't accept that. It's not about control.", "That's your theory, not mine.",
+    "I'm not doing breathing. Breathing isn't going to fix this.", "No. That's not what's going on at all.",
+    "I don't need to forgive her. Stop suggesting that.", "You're wrong. It's not grief, it's anger.",
+    "That's a nice idea but it's not happening.", "I'm not telling him that. Forget it.",
+    "No, I don't think I'm catastrophising. Things really are that bad.", "Don't tell me I'm projecting.",
+])
+RUPTURES["confrontation.defends_self"][1].extend([
+    "Excuse me, I've been sober for three weeks, so don't lecture me.", "I do listen to her! She's the one who doesn't.",
+    "That's not fair. I've been trying really hard.", "Don't look at me like that. I had reasons.",
+    "I'm not a bad parent. I know what I'm doing.", "I didn't do anything wrong. Why does everyone act like I did?",
+    "I'm not in denial. I just see it differently.", "I don't have anger issues, okay? He provoked me.",
+    "Well, you'd drink too if you had my job.", "It wasn't an excuse, it was the truth.",
+])
+RUPTURES["confrontation.efforts_to_control"][1].extend([
+    "I'll decide when we talk about my mother. Not you.", "Just tell me if I'm right or not. Yes or no.",
+    "I want the last twenty minutes for my stuff, not your exercises.", "You're not allowed to bring up my ex today.",
+    "Put the clipboard down. I want your full attention.", "I'm only coming if we switch to evenings. Take it or leave it.",
+    "I'm going to talk and I don't want you to say anything until I'm finished.",
+    "I need you to tell my wife she's the one with the problem.",
+    "Skip the check-in. We're going straight to my list.", "I want a different diagnosis written down.",
+])
+REPAIRS["clarifies_misunderstanding"].extend([
+    "Oh, I think I confused two things. You said your brother, not your father. Sorry, let me get that right.",
+    "When I said 'avoid', I didn't mean you're doing something wrong; I meant it's what anyone's mind does.",
+    "I think you heard me saying you should forgive him. That isn't what I meant at all.",
+    "Let me put that more clearly. I'm not saying the panic is in your head; it's very real.",
+    "I should clarify: the homework isn't about getting it right, it's just information for us.",
+    "Just so we're clear, I'm not taking your partner's side. I was trying to describe the cycle between you.",
+    "Ah, I think we're talking about different weekends. You meant the one before?",
+    "That came out more critical than I meant. I was trying to understand, not to judge.",
+])
+REPAIRS["changes_tasks_goals"].extend([
+    "Okay, let's leave the exposure list for today. What would feel useful right now?",
+    "Let's slow this down. We don't need to finish the timeline today.",
+    "How about we make the goal just getting through the week, rather than cutting down?",
+    "We could swap the written diary for voice notes, if writing feels like a chore.",
+    "Let's step away from the technique and just talk about what's been hardest.",
+    "Maybe we've been aiming too high. Let's pick one small thing instead.",
+    "We can set the chair aside. Would you rather tell me about him directly?",
+    "Let's change the focus: it sounds like work matters more to you than the sleep right now.",
+])
+REPAIRS["provides_rationale"].extend([
+    "The reason I keep asking about feelings is that they often tell us what the thoughts are hiding.",
+    "Let me say why I suggested it: practising when you're calm makes it easier to use when you're not.",
+    "We rate things so we can see change you might not notice otherwise. That's the only reason.",
+    "I'm suggesting the exposure because avoiding the lift has kept the fear strong. Facing it gradually shrinks it.",
+    "The session length is fixed so you know exactly what to expect; it's part of keeping this predictable.",
+    "The idea of writing it down is to get it out of your head and onto paper, where we can look at it together.",
+    "The reason for working slowly with the memory is so you stay in control the whole time.",
+    "I ask about the past because it can help make sense of reactions that feel out of proportion now.",
+])
+REPAIRS["invites_discussion"].extend([
+    "I'd like to understand what that was like for you, what I just said.", "Did something I said upset you?",
+    "It seems like something shifted just now. Can we look at what happened between us?",
+    "I'm getting the sense you're not happy with how we're working. Is that right?",
+    "How did it feel when I suggested that?", "Is there something about our sessions you'd want to be different?",
+    "I noticed you changed the subject. I wonder if that topic felt like too much, or if it was something I did?",
+    "You said 'whatever you think'. I'm curious what you think.",
+])
+REPAIRS["acknowledges_contribution"].extend([
+    "I'm sorry, I think I rushed you there.", "You're right, I haven't been listening as well as I should.",
+    "I made an assumption, and it wasn't fair. I'm sorry.", "I think I've been pushing my agenda instead of yours.",
+    "Fair point. I did bring that up without checking with you first.", "I was late, and I'm sorry. That matters.",
+    "I got that wrong, and I can see why it hurt.", "You're right. I've been giving you homework that doesn't fit your life.",
+])
+REPAIRS["discloses_internal_experience"].extend([
+    "I feel a bit helpless right now, and I suspect you might feel that too.",
+    "I notice I'm tensing up, as though we're on opposite sides, and I don't want that.",
+    "Honestly, I'm moved by what you've just told me, even if you're saying it lightly.",
+    "I'm aware I feel frustrated, and I think it's because I want this to help you.",
+    "I find myself feeling a little nervous about getting it wrong with you.",
+    "Right now I feel as if I'm on the outside, trying to get in.",
+    "I feel pulled to agree with you, and I'm not sure that would be honest.",
+    "When you apologise like that, I feel sad, because you haven't done anything wrong.",
+])
+REPAIRS["links_to_pattern"].extend([
+    "I wonder if you're waiting for me to give up on you, the way others have.",
+    "It sounds like saying 'whatever you want' to me is what you've done with people your whole life.",
+    "Maybe there's something familiar here: someone in authority telling you what to do, and you resisting.",
+    "I'm noticing that when things get close to the pain, a story starts, like you described with your family.",
+    "Could this be like with your mother, where you had to be cheerful so nobody worried?",
+    "This reminds me of what you said about your marriage, where you feel judged before you speak.",
+    "Perhaps it's the same pattern: you expect to be criticised, so you criticise yourself first.",
+    "I wonder if what's happening with me mirrors what happens with your boss.",
+])
+REPAIRS["validates_defensive_posture"].extend([
+    "You've had good reasons to keep people at arm's length.", "It makes sense you'd protect yourself here too.",
+    "Of course you're sceptical. Nothing has worked so far, so why would this?",
+    "It's okay not to want to go there. We'll only go as far as you choose.",
+    "Being careful with me is wise. You don't know me that well yet.",
+    "That wariness has kept you safe. I respect it.",
+    "It's fine to stay with the facts for now. Feelings can come later, if ever.",
+    "You're right to push back if something doesn't fit. I'd rather you did.",
+])
+REPAIRS["redirects"].extend([
+    "Okay. Let's look at your plan for the weekend instead.", "Alright, let's move to the practical side: the appointment on {day}.",
+    "Let's leave that and go back to the breathing for a minute.", "Okay, let's change track. How's your sleep been?",
+    "We can come back to it. For now, tell me about the new job.", "Let's turn to something else: the letter from the housing office.",
+    "Okay. Let's go to the next thing on your list.", "Fine, let's put it to one side and check in on the medication.",
+])
+THERAPIST_NONE.extend([
+    "And how did you respond when she said that?", "What happened then?", "It sounds like that really mattered to you.",
+    "So the urge was strong, but you didn't act on it. How did you manage that?", "What did you tell yourself in that moment?",
+    "Let's map that on the cycle: the trigger, the thought, the feeling, what you did.",
+    "That's the avoidance we talked about. Notice how quickly it kicked in.", "How much do you believe that now, from zero to a hundred?",
+    "You sound proud of that, and you should be.", "Let's try it now: breathe in for four, hold, and out for six.",
+    "I'd like to hear from both of you. What did you each want in that moment?",
+    "What are the good things about drinking, for you?", "What might be the first small step?",
+    "Where do you feel that in your body right now?", "Let's go back to the memory, to the moment just before.",
+    "What would you say to a friend who told you this?", "That sounds frightening.",
+    "So you noticed the thought and let it go. That's exactly the skill.", "Tell me about the good moments this week too.",
+    "Let's pick up where we left off last time, with your sister.", "That's an important insight.",
+    "Would it help to write the plan down together?", "I'm going to summarise, and you tell me if I've got it right.",
+    "How did the group respond when you shared that?", "Let's take a moment to notice how you feel after saying that.",
+])
+CLIENT_NONE.append((("invite_feeling", "reflection", "interpretation"), [
+    "You know, I think you're right. I do go quiet when I'm scared of being a nuisance.",
+    "It made me think about my dad, actually. He used to do exactly the same thing.",
+    "Honestly? Embarrassed. I felt like everyone could see I was struggling.",
+    "I was so angry I couldn't speak. I just stood there with the phone in my hand.",
+    "I think grief, mostly. Which surprised me, because it's been three years.",
+    "I'm not sure yet. Can I sit with it for a second?",
+    "Mostly numb, and then on {day} it all came flooding out.",
+    "That's hard to hear, but I think it's true.",
+    "It felt good, actually, to finally say no to {person}.",
+    "Ashamed. Really ashamed. I've never told anyone that before.",
+    "Yes. And I think I've been doing it with you too, to be honest.",
+    "I think I was trying to protect {person}, even though she hurt me.",
+]))
+CLIENT_NONE.append((("suggestion", "homework_check", "agenda", "psychoeducation"), [
+    "Okay, I'll give it a go. What if it doesn't work, though?",
+    "Can I do it in the mornings instead? Evenings are chaos with the kids.",
+    "I'm willing to try, but I'd like to understand it a bit more first.",
+    "I didn't agree with all of it, but the part about the cycle really landed.",
+    "I did it, and it was awful in the moment, but afterwards I felt proud.",
+    "Honestly, I forgot until {day}, but then I did it twice.",
+    "I think the lift is too much right now. Could the stairs be first?",
+    "That sounds doable. Let me put a reminder in my phone.",
+    "I'd like to add something to the agenda, about {person}.",
+    "I'm not totally convinced, but I trust you enough to try.",
+    "I found the second part hard, the bit about evidence against.",
+    "Could we go through an example together first?",
+]))
+
+CLIENT_NONE.append((("agenda", "invite_feeling", "process_check"), [
+    "I want to talk about {topic} today, if that's okay.", "Can we spend some time on {person}? Things got worse.",
+    "I'd like to start with something that happened on {day}.", "I've written a list of things I want to cover.",
+    "I think the main thing for me today is work.", "Could we leave time at the end to plan next week?",
+    "I'd like us to go back to what we talked about last time, about {person}.",
+    "There's something I've been putting off telling you. Can I say it now?",
+    "Honestly I'd like to just talk today, if that's alright, rather than do an exercise.",
+    "Can I ask you something first? Is it normal to feel worse before better?",
+    "I want to focus on the sleep. It's affecting everything.",
+    "Seven. It was a decent week, actually.",
+]))
+CLIENT_NONE.append((("closed_question", "parameters"), [
+    "No, not since {day}.", "Yes, she's still here. Until the end of the month.", "Not yet, they said next week.",
+    "Yes, I've got it here somewhere.", "It was before, I think. Around March.", "Yes, same job, same hours.",
+    "I did, mostly. I missed one day.", "Yeah, {day} is fine.", "No, I haven't had a drink.",
+    "A little. Five hours instead of four.",
+]))
+RUPTURES["confrontation.efforts_to_control"][1].extend([
+    "No. We're not doing the agenda. I'm telling you what happened and that's it.",
+    "I only want to talk about {person}. Nothing about me.", "Don't interrupt me again. Let me finish.",
+    "Next week we're doing it at my house. I'm not coming in.", "You need to give me a letter for my solicitor today.",
+    "I'll bring the topics from now on. You just follow.",
+])
+RUPTURES["withdrawal.deferential_appeasing"][1].extend([
+    "Oh, no, it's fine, whatever you'd like to focus on is fine with me.",
+    "Sorry, I'll stop talking. You go ahead.", "I'm sure your way is better than mine.",
+])
+THERAPIST_NONE.extend([
+    "What was the best moment of your week?", "Let's look at what went well first.", "How did your body feel afterwards?",
+    "You said you felt lighter. What made the difference?", "Could you give me an example?",
+    "Let's rate the distress now, zero to ten.", "I'll send the worksheet by email.",
+    "It sounds like you and your partner want the same thing but go about it differently.",
+])
+
+# ordinary specific questions and ordinary answers: the bulk of a calm session (hard negatives by volume)
+T_CONTEXT["specific_question"] = [
+    "What helped most this week?", "Which part of the day is hardest for you?", "What did you do instead?",
+    "What were you doing when the worry started?", "Who was there with you?", "What went through your mind?",
+    "What would you like to try next?", "How did you spend the weekend?", "What did you notice afterwards?",
+    "How did the conversation with {person} end?", "What's changed since we started?",
+    "How many times did that happen this week?", "What do you think made it easier?",
+    "Which of those felt most doable?", "What was different about {day}?", "How did you get on at work?",
+    "What did you enjoy this week?", "How did you look after yourself?", "What did you tell them?",
+    "How's your sleep been?", "How have things been since we last met?", "What's on your mind today?",
+]
+CLIENT_NONE.append((("specific_question", "homework_check", "invite_feeling"), [
+    "I went for a walk every morning, and that really helped.", "Mornings, definitely. Evenings are easier.",
+    "I phoned my friend instead of sitting with it, which was new for me.",
+    "I was on the train, reading emails, and suddenly I thought I'd forgotten something important.",
+    "Just {person}. We were in the kitchen.", "That I'd messed it up, that they'd be angry with me.",
+    "Maybe the exposure with the supermarket. I feel ready for that.", "Quiet. I did some gardening and saw my sister.",
+    "I felt calmer, and a bit proud of myself.", "It ended okay. We agreed to talk again on {day}.",
+    "I'm sleeping better, and I'm not avoiding the phone as much.", "Three times, I think. Less than last week.",
+    "Having a plan. Knowing what I'd do if it got bad.", "The first one, talking to my manager.",
+    "I had a day off, so I wasn't rushing, and I noticed I was kinder to myself.",
+    "Busy, but fine. We've got a new project and I'm enjoying it actually.",
+    "Cooking with the kids on Sunday. That was lovely.", "I took baths, I went to bed earlier, I said no to an extra shift.",
+    "I told them the truth, that I'd been struggling, and they were really kind about it.",
+    "Better. Six or seven hours most nights.", "Not bad. Busy with work, but I'm coping.",
+    "Mostly my mum's birthday coming up. I'm not sure how I feel about it.",
+    "Tidying the spare room, and finally ringing the bank. Both felt good.",
+    "Keeping a routine, I think, and getting outside more.", "I realised I'd been assuming the worst again.",
+    "It helped a bit. My breathing slowed down and I could think again.",
+    "That maybe I'm harder on myself than anyone else is.", "I made a list and did one thing at a time.",
+    "Work's been full on, but I've been leaving on time, which is new.",
+    "Pretty good, actually. I saw friends twice.", "A bit up and down, but more up than down.",
+    "We went to the coast on Saturday. The kids loved it.", "I noticed I didn't check my phone as much.",
+    "I practised the breathing on the bus, nobody noticed.", "I'd like to keep going with the diary, it's useful.",
+    "I got to the shop and stayed for ten minutes. It was hard but I did it.",
+    "He listened for once. I think saying it calmly helped.", "Okay, that makes sense.", "That's helpful, thank you.",
+    "Right. I can see that.", "Yes, I think so.", "Good, I think. Better than I expected.",
+]))
+
+MODALITIES = ["cbt", "psychodynamic", "couples", "mi", "trauma", "person_centred", "dbt", "act", "family",
+              "group", "schema", "emdr", "integrative"]
 
 # context kinds that each modality uses more often
 MODALITY_KINDS = {
-    "CBT": ["homework_check", "agenda", "suggestion", "psychoeducation"],
+    "cbt": ["homework_check", "agenda", "suggestion", "psychoeducation", "specific_question"],
     "psychodynamic": ["interpretation", "reflection", "invite_feeling"],
     "couples": ["suggestion", "reflection", "psychoeducation"],
-    "MI": ["agenda", "reflection", "suggestion"],
+    "mi": ["agenda", "reflection", "suggestion"],
     "trauma": ["suggestion", "psychoeducation", "invite_feeling"],
-    "person-centred": ["reflection", "invite_feeling"],
-    "DBT": ["homework_check", "suggestion"],
-    "ACT": ["suggestion", "psychoeducation"],
+    "person_centred": ["reflection", "invite_feeling"],
+    "dbt": ["homework_check", "suggestion"],
+    "act": ["suggestion", "psychoeducation"],
+    "family": ["reflection", "suggestion", "invite_feeling"],
+    "group": ["invite_feeling", "reflection", "process_check"],
+    "schema": ["interpretation", "reflection", "suggestion"],
+    "emdr": ["suggestion", "psychoeducation", "invite_feeling"],
+    "integrative": ["invite_feeling", "reflection", "interpretation", "suggestion", "specific_question"],
 }
 
 FILLERS_PRE = ["", "", "", "", "Um, ", "Well, ", "I mean, ", "Honestly, ", "Hmm. ", "So, "]
@@ -649,6 +981,25 @@ def vary(text: str, rng: random.Random) -> str:
     return text
 
 
+T_CONTEXT["invite_feeling"] += [
+    "How has the group been for you this week?", "What did you feel when your son said that at dinner?",
+    "What's the feeling that goes with that memory?", "How are you, really?",
+    "Take your time. What do you notice as you remember it?", "What was the week like between sessions?",
+]
+T_CONTEXT["suggestion"] += [
+    "Let's try holding the image in mind while you follow my fingers.",
+    "I'd like each of you to turn to the other and say what you need.",
+    "Could you try writing a letter to your younger self?",
+    "Let's practise saying no. I'll be your boss.",
+]
+T_CONTEXT["interpretation"] += [
+    "I notice you laugh whenever we get close to your father.",
+    "It seems that when you feel criticised, you attack first.",
+    "Perhaps being the family's peacemaker left no room for your own anger.",
+]
+T_CONTEXT["homework_check"] += ["How did the diary card go?", "Did you manage the values exercise?"]
+
+
 def opener_client(rng: random.Random) -> str:
     return fill(rng.choice(CLIENT_NONE[3][1] + CLIENT_NONE[4][1] + CLIENT_NONE[7][1]), rng)
 
@@ -668,13 +1019,15 @@ def client_cues(label: str, rng: random.Random) -> dict:
     else:
         lat = rng.choice([rng.uniform(0.1, 1.2), rng.uniform(0.2, 2.5), rng.uniform(-0.4, 0.6)])
         intr = lat < 0 and rng.random() < 0.5
-    return {"latency_s": round(lat, 2), "interrupts_previous": bool(intr)}
+    # the shared format keeps latency >= 0: a turn that starts in overlap has latency 0 and
+    # interrupts_previous true
+    return {"latency_s": round(max(0.0, lat), 2), "interrupts_previous": bool(intr)}
 
 
 def make_client_item(label: str, rng: random.Random) -> dict:
     if label == "none":
-        kinds, pool = rng.choice(CLIENT_NONE)
-        tidx = CLIENT_NONE.index((kinds, pool))
+        tidx = rng.choices(range(len(CLIENT_NONE)), weights=[len(p) ** 0.5 for _, p in CLIENT_NONE])[0]
+        kinds, pool = CLIENT_NONE[tidx]
         j = rng.randrange(len(pool))
         target = pool[j]
         template = f"client-none-{tidx}-{j}"
@@ -688,10 +1041,10 @@ def make_client_item(label: str, rng: random.Random) -> dict:
     ctx = []
     n_ctx = rng.choice([1, 2, 2, 3])
     if n_ctx >= 3:
-        ctx.append({"role": "therapist", "text": fill(rng.choice(T_CONTEXT[rng.choice(MODALITY_KINDS[modality])]), rng)})
+        ctx.append({"role": "therapist", "text": fill(rng.choice(T_CONTEXT[rng.choice(MODALITY_KINDS[modality])]), rng, True)})
     if n_ctx >= 2:
         ctx.append({"role": "client", "text": opener_client(rng)})
-    ctx.append({"role": "therapist", "text": fill(rng.choice(T_CONTEXT[kind]), rng)})
+    ctx.append({"role": "therapist", "text": fill(rng.choice(T_CONTEXT[kind]), rng, True)})
     item = {
         "modality": modality,
         "context": ctx,
@@ -712,7 +1065,7 @@ def make_therapist_item(label: str, rng: random.Random) -> dict:
         # ordinary client talk before it
         kinds, pool = rng.choice(CLIENT_NONE[3:])
         prev_client = fill(rng.choice(pool), rng)
-        prev_ther = fill(rng.choice(T_CONTEXT[rng.choice(kinds)]), rng)
+        prev_ther = fill(rng.choice(T_CONTEXT[rng.choice(kinds)]), rng, True)
     else:
         j = rng.randrange(len(REPAIRS[label]))
         target = REPAIRS[label][j]
@@ -720,7 +1073,7 @@ def make_therapist_item(label: str, rng: random.Random) -> dict:
         rlabel = rng.choice(sorted(RUPTURES))
         kinds, pool = RUPTURES[rlabel]
         prev_client = fill(rng.choice(pool), rng)
-        prev_ther = fill(rng.choice(T_CONTEXT[rng.choice(kinds)]), rng)
+        prev_ther = fill(rng.choice(T_CONTEXT[rng.choice(kinds)]), rng, True)
     ctx = [{"role": "therapist", "text": prev_ther}, {"role": "client", "text": prev_client}]
     if rng.random() < 0.25:
         ctx = ctx[1:]
@@ -728,7 +1081,7 @@ def make_therapist_item(label: str, rng: random.Random) -> dict:
     return {
         "modality": modality,
         "context": ctx,
-        "target": {"role": "therapist", "text": vary(fill(target, rng), rng)},
+        "target": {"role": "therapist", "text": vary(fill(target, rng, True), rng)},
         "label": label,
         "cues": {"latency_s": lat, "interrupts_previous": False},
         "template": template,
@@ -751,7 +1104,7 @@ def make_hard_therapist_none(rng: random.Random) -> dict:
     j = rng.randrange(len(pressing))
     return {
         "modality": rng.choice(MODALITIES),
-        "context": [{"role": "therapist", "text": fill(rng.choice(T_CONTEXT[rng.choice(kinds)]), rng)},
+        "context": [{"role": "therapist", "text": fill(rng.choice(T_CONTEXT[rng.choice(kinds)]), rng, True)},
                     {"role": "client", "text": fill(rng.choice(pool), rng)}],
         "target": {"role": "therapist", "text": vary(pressing[j], rng)},
         "label": "none",
@@ -767,7 +1120,7 @@ def make_minimal_none(rng: random.Random) -> dict:
     kind = rng.choice(["closing", "closed_question", "closed_question"])
     return {
         "modality": rng.choice(MODALITIES),
-        "context": [{"role": "therapist", "text": fill(rng.choice(T_CONTEXT[kind]), rng)}],
+        "context": [{"role": "therapist", "text": fill(rng.choice(T_CONTEXT[kind]), rng, True)}],
         "target": {"role": "client", "text": vary(words[j], rng)},
         "label": "none",
         "cues": client_cues("none", rng),
@@ -783,32 +1136,42 @@ def generate(n: int, seed: int) -> list[dict]:
     items: list[dict] = []
     for i in range(n):
         r = rng.random()
-        if r < 0.25:
+        if r < 0.24:
             it = make_client_item(withdrawal[i % len(withdrawal)], rng)
-        elif r < 0.40:
+        elif r < 0.385:
             it = make_client_item(confrontation[i % len(confrontation)], rng)
-        elif r < 0.55:
+        elif r < 0.53:
             it = make_therapist_item(repairs[i % len(repairs)], rng)
-        elif r < 0.75:
+        elif r < 0.78:
             it = make_client_item("none", rng)
-        elif r < 0.83:
+        elif r < 0.84:
             it = make_minimal_none(rng)
         elif r < 0.97:
             it = make_therapist_item("none", rng)
         else:
             it = make_hard_therapist_none(rng)
         items.append(it)
-    # deduplicate identical (context, target) pairs, then assign ids
+    # deduplicate by the checker's rule (last context turn + target, case and punctuation normalised);
+    # the phrasing template goes into the id ("train-00012:withdrawal.denial-3") for the grouped dev split
     seen = set()
     out = []
     for it in items:
-        key = json.dumps([it["context"], it["target"]], sort_keys=True)
+        key = (_norm(it["context"][-1]["text"]), _norm(it["target"]["text"]))
         if key in seen:
             continue
         seen.add(key)
-        it = {"id": f"train-{len(out):05d}", **it}
-        out.append(it)
+        template = it.pop("template")
+        out.append({"id": f"train-{len(out):05d}:{template}", **it})
     return out
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
+
+
+def template_of(item_id: str) -> str:
+    """The phrasing-template group of an item id written by this script (the id itself otherwise)."""
+    return item_id.split(":", 1)[1] if ":" in item_id else item_id
 
 
 def main() -> None:
