@@ -58,6 +58,13 @@ Classification of an incoming burst `b` of speaker B while another speaker A hol
          `interruption`, `successful`;
        - otherwise (both stop, choral laughter, a short burst): `overlap`, subtype `other`.
 
+Talk-time imbalance
+    Windows of `window_s` every `window_step_s` (the last one ends at the session end; a session shorter
+    than a window is one window). A window with at least `min_window_speech_s` of speech whose therapist
+    share is above `therapist_share_high` gives a `talk_time_imbalance` event, subtype
+    `therapist_dominates`; below `therapist_share_low`, subtype `client_dominates`. Only when some speaker
+    has the therapist role. Evidence: the share; `details`: therapist_share, speech_s.
+
 Event fields
     `speaker` is who does it (interrupter, backchanneller, the speaker who starts the overlap, the speaker
     who breaks a long pause / whose pause it is); `target_speaker` is the floor holder. `turn_index` rule:
@@ -582,7 +589,7 @@ def _classify_overlaps(
         a_stop = a_iv[1]
         # does A go on talking after B's burst (no floor change)?
         a_continues = a_stop > b.end + _EPS or any(
-            b.end - _EPS <= s <= b.end + cfg.resume_gap_s for s, _ in a_ivs if s > b.start
+            b.start < s <= b.end + cfg.resume_gap_s for s, _ in a_ivs
         )
         b_words = index.between(b.speaker, b.start - 0.15, b.end + 0.15)
         bc_like, b_words = _backchannel_like(b, b_words, index.between(a_spk, b.start - 0.5, b.end + 0.5), a_ivs, cfg)
@@ -755,14 +762,20 @@ def measure_conversation(
             continue
         if share > cfg.therapist_share_high or share < cfg.therapist_share_low:
             high = share > cfg.therapist_share_high
-            th_spk = max((s for s in per if _role_of(s, roles) == "therapist"), key=lambda s: wb["_talk"][s])
-            t_idx = _first_turn_in(turns, lo, hi, th_spk if high else None)
+            # speaker: who dominates (the therapist, or the other speaker who talked most in the window);
+            # turn_index: that speaker's turn with the most time in the window
+            if high:
+                doer = max((s for s in per if _role_of(s, roles) == "therapist"), key=lambda s: wb["_talk"][s])
+            else:
+                doer = max((s for s in per if _role_of(s, roles) != "therapist"), key=lambda s: wb["_talk"][s],
+                           default=None)
+            t_idx = _first_turn_in(turns, lo, hi, doer)
             if t_idx is None:
                 continue
             band = cfg.therapist_share_high if high else cfg.therapist_share_low
             margin = abs(share - band)
             events.append(Event(
-                "talk_time_imbalance", "therapist_high" if high else "therapist_low", lo, hi, th_spk, None, t_idx,
+                "talk_time_imbalance", "therapist_dominates" if high else "client_dominates", lo, hi, doer, None, t_idx,
                 round(min(1.0, 0.5 + margin * 2.5), 4),
                 f"therapist share {share:.0%} of {wb['speech_s']:.0f} s speech "
                 f"({'above' if high else 'below'} {band:.0%})",

@@ -87,13 +87,14 @@ def test_talk_time_imbalance_per_window():
     cfg = replace(CFG, window_s=100.0, window_step_s=100.0, min_window_speech_s=20.0)
     m = run(utts, 300.0, cfg)
     imb = of_type(m, "talk_time_imbalance")
-    assert [(e.start, e.end, e.subtype) for e in imb] == [(0.0, 100.0, "therapist_high"),
-                                                          (200.0, 300.0, "therapist_low")]
+    assert [(e.start, e.end, e.subtype) for e in imb] == [(0.0, 100.0, "therapist_dominates"),
+                                                          (200.0, 300.0, "client_dominates")]
     assert dict(imb[0].details)["therapist_share"] == pytest.approx(0.9)
     assert "90%" in imb[0].evidence
     assert m.metrics["talk_time"]["windows"][1]["therapist_share"] == pytest.approx(0.5, abs=1e-3)
     turns, _, _ = session(utts)
-    assert turns[imb[0].turn_index].speaker == "T"
+    assert turns[imb[0].turn_index].speaker == "T" and imb[0].speaker == "T"
+    assert imb[1].speaker == "C" and turns[imb[1].turn_index].speaker == "C"
     # a sliding step gives overlapping windows
     m2 = run(utts, 300.0, replace(cfg, window_step_s=50.0))
     assert [w["start"] for w in m2.metrics["talk_time"]["windows"]] == [0.0, 50.0, 100.0, 150.0, 200.0]
@@ -427,3 +428,76 @@ def test_eval_pyannote_sample_overlaps_found():
     out = eval_measures.pyannote_sample(CFG, None, tol=0.0)
     assert out["reference_overlaps"] == 6
     assert out["oracle"]["reference_overlaps_found"] == out["reference_overlaps_ge_min"]
+
+
+# ------------------------------------------------------------- single-stream ASR (words attributed by the
+# exclusive track: in an overlap the louder holder's words are handed to the incoming speaker)
+
+
+def asr_like(holder_text: str, holder_span, incoming_span, after=None):
+    """Holder A=T speaks `holder_span`; C's burst `incoming_span` overlaps it; the transcript holds only
+    T's words, and those inside C's burst are attributed to C (as the exclusive track does)."""
+    a0, a1 = holder_span
+    b0, b1 = incoming_span
+    words = []
+    for w in spread("T", a0, a1, holder_text):
+        mid = 0.5 * (w.start + w.end)
+        words.append(Word(w.start, w.end, w.text, 1.0, "C" if b0 <= mid <= b1 else "T"))
+    if after is not None:
+        words += spread("C", after[0], after[1], after[2])
+    ws = tuple(sorted(words, key=lambda w: w.start))
+    segs = [Segment(a0, a1, "T"), Segment(b0, b1, "C")]
+    if after is not None:
+        segs.append(Segment(after[0], after[1], "C"))
+    return build_turns(ws, ROLES), ws, tuple(segs)
+
+
+def test_asr_overlap_words_are_not_trusted_for_backchannels():
+    text = "so what I would like us to try this week is a short walk every single morning before work."
+    turns, words, segs = asr_like(text, (0, 8), (3.0, 3.6))
+    m = measure_conversation(turns, words, segs, ROLES, 9.0, CFG)
+    # C "said" two of T's words according to the transcript, but they ran inside T's speech: a short
+    # burst that T talks through is a backchannel, not an interruption
+    assert [e.type for e in m.events if e.speaker == "C"] == ["backchannel"]
+    assert of_type(m, "interruption") == []
+    # a longer burst T talks through is an (unsuccessful) interruption attempt
+    turns, words, segs = asr_like(text, (0, 8), (3.0, 4.1))
+    m = measure_conversation(turns, words, segs, ROLES, 9.0, CFG)
+    assert [(e.type, e.subtype) for e in of_type(m, "interruption")] == [("interruption", "unsuccessful")]
+
+
+def test_asr_terminal_overlap_after_question_in_progress():
+    # T asks a question; C answers 0.4 s before T's last word ends; the ASR garbles the overlap
+    words = tuple(spread("T", 0, 3.0, "What was the hardest part of the week for")
+                  + [Word(3.0, 3.3, "you", 1.0, "T"), Word(3.3, 3.4, "-", 1.0, "T"), Word(3.4, 3.6, "On", 1.0, "T")]
+                  + spread("C", 3.6, 7.0, "day evening I started worrying about work."))
+    segs = (Segment(0, 3.4, "T"), Segment(3.0, 7.0, "C"))
+    turns = build_turns(words, ROLES)
+    m = measure_conversation(turns, words, segs, ROLES, 8.0, CFG)
+    assert of_type(m, "interruption") == []
+    assert [(e.type, e.subtype) for e in m.events] == [("overlap", "terminal")]
+    # the same timing in a statement cut mid-sentence is a successful interruption
+    words2 = tuple(spread("T", 0, 3.0, "It sounds simple but it helps your body")
+                   + [Word(3.0, 3.3, "get", 1.0, "T"), Word(3.3, 3.6, "lost.", 1.0, "T")]
+                   + spread("C", 3.6, 7.0, "Actually I already tried something like that."))
+    m2 = measure_conversation(build_turns(words2, ROLES), words2, segs, ROLES, 8.0, CFG)
+    (it,) = of_type(m2, "interruption")
+    assert it.subtype == "successful" and it.speaker == "C"
+    assert m2.features[it.turn_index].interrupts_previous
+    assert build_turns(words2, ROLES)[it.turn_index].speaker == "C"
+
+
+def test_simultaneous_start_is_an_overlap_not_an_interruption():
+    m = run([("T", 10.0, 13.0, "So what should we do about it then."),
+             ("C", 10.1, 12.0, "I was going to say that.")], 14.0)
+    assert of_type(m, "interruption") == []
+    assert [(e.type, e.subtype) for e in m.events] == [("overlap", "simultaneous_start")]
+
+
+def test_speaker_resuming_over_a_backchannel_is_not_interrupting_it():
+    # C backchannels in T's short pause; T resumes while the backchannel is still running
+    segs = (Segment(0, 4.0, "T"), Segment(4.1, 4.6, "C"), Segment(4.4, 9.0, "T"))
+    words = tuple(spread("T", 0, 4.0, "and then I went to the office") + spread("C", 4.1, 4.6, "mm-hmm")
+                  + spread("T", 4.6, 9.0, "and everyone was already there waiting."))
+    m = measure_conversation(build_turns(words, ROLES), words, segs, ROLES, 10.0, CFG)
+    assert [e.type for e in m.events] == ["backchannel"]
