@@ -164,6 +164,11 @@ class MeasuresConfig:
     # and short breaths (pyannote left 0.17-0.22 s holes inside single utterances on dev); below
     # Goldman-Eisler's 250 ms pause threshold a gap is not a pause.
     merge_gap_s: float = 0.25
+    # Diarization noise: a burst with less speech than this is not a word (even "mm" lasts ~0.2 s)...
+    min_burst_s: float = 0.15
+    # ...and a burst that alternates with the holder's segments (touching them within this gap on both
+    # sides, never overlapping) is a label flicker inside one voice: pyannote's flips abut exactly.
+    flicker_gap_s: float = 0.05
     # The holder "keeps the floor" across a backchannel if they resume within this time of its end.
     resume_gap_s: float = 1.0
     # Pauses: gaps between words of at least `pause_min_s` count as within-turn pauses (Goldman-Eisler's

@@ -65,6 +65,12 @@ Talk-time imbalance
     `therapist_dominates`; below `therapist_share_low`, subtype `client_dominates`. Only when some speaker
     has the therapist role. Evidence: the share; `details`: therapist_share, speech_s.
 
+Diarization noise
+    A burst with less than `min_burst_s` of speech is ignored, and so is label flicker: a burst that never
+    overlaps the holder's raw segments and abuts them (within `flicker_gap_s`) on both sides, i.e. the
+    track switched labels inside one voice (a real overlap shows both speakers at once; a backchannel in
+    a pause leaves a gap).
+
 Event fields
     `speaker` is who does it (interrupter, backchanneller, the speaker who starts the overlap, the speaker
     who breaks a long pause / whose pause it is); `target_speaker` is the floor holder. `turn_index` rule:
@@ -556,6 +562,7 @@ def _classify_overlaps(
     cfg: MeasuresConfig,
 ) -> list[Event]:
     per = _by_speaker(segments, gap=cfg.merge_gap_s)
+    raw = _by_speaker(segments)
     bursts = sorted((_Burst(spk, s, e) for spk, ivs in per.items() for s, e in ivs), key=lambda b: b.start)
     uses_punct = any(re.search(r"[.?!]", w.text) for w in words)
     index = _WordIndex(words)
@@ -585,6 +592,14 @@ def _classify_overlaps(
         a_spk, a_iv = holder
         if (a_spk, a_iv[0]) in backchannel_bursts:
             continue  # the "holder" only backchannelled: B is going on with its own turn
+        b_raw = _clip(raw[b.speaker], b.start, b.end)
+        if _total(b_raw) < cfg.min_burst_s - _EPS:
+            continue  # too short to be a word: diarization noise
+        a_raw = raw[a_spk]
+        if (sum(_covered(a_raw, s0, s1) for s0, s1 in b_raw) < 0.02
+                and _covered(a_raw, b.start - cfg.flicker_gap_s, b.start) > 0
+                and _covered(a_raw, b.end, b.end + cfg.flicker_gap_s) > 0):
+            continue  # label flicker: the track alternates between two labels inside one voice
         a_ivs = per[a_spk]
         a_stop = a_iv[1]
         # does A go on talking after B's burst (no floor change)?

@@ -501,3 +501,17 @@ def test_speaker_resuming_over_a_backchannel_is_not_interrupting_it():
                   + spread("T", 4.6, 9.0, "and everyone was already there waiting."))
     m = measure_conversation(build_turns(words, ROLES), words, segs, ROLES, 10.0, CFG)
     assert [e.type for e in m.events] == ["backchannel"]
+
+
+def test_diarization_label_flicker_and_tiny_bursts_are_ignored():
+    # pyannote flips labels inside one voice: C's "segments" abut T's exactly and never overlap them
+    segs = (Segment(0.0, 3.353, "T"), Segment(3.353, 3.387, "C"), Segment(3.387, 3.505, "T"),
+            Segment(3.505, 3.707, "C"), Segment(3.707, 6.0, "T"), Segment(8.0, 8.1, "C"), Segment(7.0, 10.0, "T"))
+    words = tuple(spread("T", 0.0, 6.0, "and how strongly did you believe that thought at the time")
+                  + spread("T", 7.0, 10.0, "and what about now."))
+    m = measure_conversation(build_turns(words, ROLES), words, segs, ROLES, 11.0, CFG)
+    assert [e for e in m.events if e.type in ("interruption", "backchannel", "overlap")] == []
+    # the same C burst overlapping T's speech is a real (backchannel) overlap
+    segs2 = (Segment(0.0, 6.0, "T"), Segment(3.353, 3.707, "C"))
+    m2 = measure_conversation(build_turns(words, ROLES), words, segs2, ROLES, 11.0, CFG)
+    assert [e.type for e in m2.events if e.speaker == "C"] == ["backchannel"]
