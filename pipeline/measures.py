@@ -342,7 +342,7 @@ def is_backchannel_text(text: str, cfg: MeasuresConfig) -> bool:
 # punctuation the ASR added.
 _INCOMPLETE_END = frozenset("""
 a an the to of and but or nor so because if when while although though unless whether than as whose
-my your our their his her its i we they he she i'm you're we're they're it's there's that's with from
+my your our their its i we they he she i'm you're we're they're it's there's that's with from
 into onto by for
 """.split())
 
@@ -530,20 +530,35 @@ def _holder_complete(a_words: list[Word], b_words: list[Word], onset: float, a_r
     pre = [w for w in a_words if 0.5 * (w.start + w.end) < onset]
     if not pre:
         return a_remaining <= cfg.terminal_overlap_s + _EPS
-    last = pre[-1].text
-    if _ends_sentence(last) and _norm_token(last) not in _INCOMPLETE_END:
+    text = " ".join(w.text for w in pre)
+    if _question_in_progress(text):
         return True
-    return _question_in_progress(" ".join(w.text for w in pre))
+    last = pre[-1]
+    if not _ends_sentence(last.text) or _trails_off(last.text) or _norm_token(last.text) in _INCOMPLETE_END:
+        return False
+    # a sentence end: trusted when A finished that word before B came in, or when A stopped within
+    # `terminal_overlap_s` (the overlap began on A's last word); the ASR readily closes a phrase that was
+    # cut off with a period, and A going on for longer means that period was not A's last word
+    return last.end <= onset - 0.05 or a_remaining <= cfg.terminal_overlap_s + _EPS
+
+
+def _trails_off(word: str) -> bool:
+    """An ellipsis or a dash marks a cut-off or trailing-off word, not a completion point."""
+    w = word.rstrip("\"')]")
+    return w.endswith(("...", "…", "-", "—", "–"))
 
 
 _PRONOUNS = ("you", "we", "i", "it", "that", "this", "they", "he", "she", "there", "your")
 
 
 def _question_in_progress(text: str) -> bool:
-    """Does the sentence in progress (after the last terminal punctuation) open like a question or an
-    invitation: a wh-word, an inverted auxiliary ("do you", "can we"), or an invitation phrase?"""
-    parts = re.split(r"(?<=[.!?])\s+", text.strip())
+    """Is the last sentence a question just finished ("?"), or does the sentence in progress (after the
+    last terminal punctuation) open like a question or an invitation: a wh-word, an inverted auxiliary
+    ("do you", "can we"), or an invitation phrase?"""
+    parts = [p for p in re.split(r"(?<=[.!?])\s+", text.strip()) if p]
     current = parts[-1] if parts else ""
+    if current.rstrip().endswith("?"):
+        return True  # a question just finished
     if not current or _ends_sentence(current):
         return False
     toks = _WORD_RE.findall(current.lower())
