@@ -515,3 +515,41 @@ def test_diarization_label_flicker_and_tiny_bursts_are_ignored():
     segs2 = (Segment(0.0, 6.0, "T"), Segment(3.353, 3.707, "C"))
     m2 = measure_conversation(build_turns(words, ROLES), words, segs2, ROLES, 11.0, CFG)
     assert [e.type for e in m2.events if e.speaker == "C"] == ["backchannel"]
+
+
+def test_eval_runs_mode_scores_a_session_json(tmp_path):
+    """Mode (b): a session.json written by pipeline.serialize is scored against a truth dict; predicted
+    speaker ids are mapped onto truth ids by time overlap."""
+    from pipeline.records import SessionRecord, Speaker
+    from pipeline.serialize import write_session_json
+
+    script = synth.Script("s1", (synth.Part("T", "therapist", "slt"), synth.Part("C", "client", "rms")), (
+        synth.Line("T", "So this week I would like us to look at the thought record together again today."),
+        synth.Line("C", "Mm-hmm.", at_frac=0.3),
+        synth.Line("C", "But I really do not think that it helps me at all.", gap=0.5),
+        synth.Line("T", "Hang on a", at_frac=0.2),
+        synth.Line("T", "What did you notice when you tried it?", gap=3.5),
+        synth.Line("C", "Nothing much really.", gap=0.8),
+    ))
+    lengths = [int(16000 * 0.3 * len(l.text.split())) for l in script.lines]
+    spans = synth.layout(script, lengths)
+    truth = synth.truth_to_dict(synth.build_truth(script, spans, max(e for _, e in spans) + 8000))
+    turns, words, segs, roles = eval_measures.oracle_inputs(truth)
+    rename = {"T": "SPEAKER_00", "C": "SPEAKER_01"}  # the pipeline's own labels
+    turns = tuple(Turn(t.index, rename[t.speaker], t.role, t.start, t.end, t.text, t.word_count) for t in turns)
+    words = tuple(Word(w.start, w.end, w.text, w.probability, rename[w.speaker]) for w in words)
+    segs = tuple(Segment(s.start, s.end, rename[s.speaker]) for s in segs)
+    roles = {rename[k]: v for k, v in roles.items()}
+    m = measure_conversation(turns, words, segs, roles, float(truth["duration_s"]), CFG)
+    rec = SessionRecord("s1", float(truth["duration_s"]),
+                        tuple(Speaker(s, r, talk_time(segs)[s], 1.0, "inferred") for s, r in roles.items()),
+                        turns, words, m.events, m.metrics, {}, segments=segs)
+    path = tmp_path / "s1" / "session.json"
+    write_session_json(rec, path)
+    row = eval_measures.run_output(truth, path, tol=0.5)
+    assert row["int_true"] == 1 and row["int_tp"] == 1 and row["int_pred"] == 1
+    assert row["bc_true"] == 1 and row["bc_tp"] == 1 and row["bc_as_interruption"] == 0
+    assert row["lp_true"] == 1 and row["lp_hit"] == 1
+    assert row["therapist_share_err_pp"] < 0.1
+    # recomputing from the stored turns/words/segments gives the same scores
+    assert eval_measures.run_output(truth, path, tol=0.5, recompute=CFG) == row
