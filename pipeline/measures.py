@@ -988,6 +988,7 @@ def _metrics(
             "count": len(mr),
             "by_role": _count_by(_role_of(turns[_pos(turns, f.turn_index)].speaker, roles) for f in mr),
             "follows_question_count": sum(1 for f in features if f.follows_question),
+            "latency_s": _stats([f.latency_s for f in mr if f.latency_s is not None]),
         },
     }
 
