@@ -50,9 +50,12 @@ Classification of an incoming burst `b` of speaker B while another speaker A hol
        If the transcript resolved the overlap, A's last word decides: after a function word ("the",
        "to", "and", "I" ...) A was cut off; in a punctuated transcript only terminal punctuation marks
        completion; without punctuation any other word does. Otherwise A's words after the onset are
-       unreliable, and the clean words before it decide: a finished sentence, or a question/invitation
-       in progress (its end is projectable: Jefferson 1984), is a completion point. With no words for A,
-       completion means `a_remaining <= terminal_overlap_s`.
+       unreliable, and the clean words before it decide: a question or invitation, finished or in
+       progress (its end is projectable: Jefferson 1984), is a completion point; so is a sentence end
+       (terminal punctuation, not an ellipsis or dash, not on a function word) when A stops within
+       `terminal_overlap_s` of the onset (the overlap began on A's last word; the ASR readily closes a
+       cut-off phrase with a period). With no words for A, completion means
+       `a_remaining <= terminal_overlap_s`.
        - completion: `overlap`, subtype `terminal`;
        - cut off, and B talks on at least `floor_claim_s` past `a_stop` with a non-backchannel burst:
          `interruption`, `successful`;
@@ -536,10 +539,10 @@ def _holder_complete(a_words: list[Word], b_words: list[Word], onset: float, a_r
     last = pre[-1]
     if not _ends_sentence(last.text) or _trails_off(last.text) or _norm_token(last.text) in _INCOMPLETE_END:
         return False
-    # a sentence end: trusted when A finished that word before B came in, or when A stopped within
-    # `terminal_overlap_s` (the overlap began on A's last word); the ASR readily closes a phrase that was
-    # cut off with a period, and A going on for longer means that period was not A's last word
-    return last.end <= onset - 0.05 or a_remaining <= cfg.terminal_overlap_s + _EPS
+    # a sentence end counts only when A stopped within `terminal_overlap_s` of the onset (the overlap
+    # began on A's last word): the ASR readily closes a phrase that was cut off with a period, and A
+    # going on for longer means A had started something new that B cut into
+    return a_remaining <= cfg.terminal_overlap_s + _EPS
 
 
 def _trails_off(word: str) -> bool:
