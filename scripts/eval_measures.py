@@ -30,6 +30,16 @@ Usage
   .venv/bin/python scripts/eval_measures.py --pyannote-sample [--pyannote-session session.json]
 
 Exit status 0 always (it reports; it does not gate), 2 on a usage error.
+
+Measured (2026-11-23, CPU, default config with tagging/exports off; synthetic sessions from
+scripts/make_synthetic_sessions.py: dev --seed 11 and --seed 12 for tuning, heldout --seed 23 scored only):
+  oracle, 36 dev + 18 heldout sessions: interruptions P = R = 1.0, subtypes 100 %, no backchannel counted
+    as an interruption, long-pause recall 1.0, therapist share error 0.0 pp.
+  end to end from audio (whisper-base + segmentation-3.0/CAM++), heldout (18 sessions): interruption
+    P 0.92, R 0.71 (12/17), subtype accuracy 0.92, backchannels counted as interruptions 0, long-pause
+    recall 1.0 (10/10), therapist share error mean 2.3 pp (15/18 sessions within 3 pp; the rest are
+    diarization speaker confusions). dev seed 11: P 0.94, R 0.94; dev seed 12: P 0.86, R 0.75.
+  pyannote sample: all 4 reference overlaps of >= 0.2 s found on oracle inputs, 3 of 4 end to end.
 """
 
 from __future__ import annotations
