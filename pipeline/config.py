@@ -195,7 +195,7 @@ class TaggingConfig:
     classifier: str = ""
     # Minimum (cue-adjusted, calibrated) family probability for a rupture event. Raise it for fewer false
     # alarms, lower it for recall. Default: the bundled head's dev-tuned review threshold (models/tagger/head.json).
-    threshold: float = 0.6
+    threshold: float = 0.55
     # Separate threshold for repair events; None: same as `threshold`.
     repair_threshold: float | None = None
     # A rupture counts as resolved if a repair by the other party starts within this many seconds after it.

@@ -249,22 +249,21 @@ def rupture_metrics(events: Sequence[Event]) -> dict[str, Any]:
     }
 
 
-QUESTION_OPENERS = ("how", "what", "why", "tell", "can you", "could you", "would you", "say more", "where",
-                    "when", "who", "do you", "did you", "is ", "are ", "shall", "any ")
+INVITATION_OPENERS = ("tell me", "say more", "talk me through", "describe", "go on", "walk me through")
 
 
 def text_features(turns: Sequence[Turn], latencies: Sequence[float | None] | None = None,
                   interrupts: Sequence[bool] | None = None, minimal_max_words: int = 3) -> tuple[TurnFeatures, ...]:
     """Cues from text alone (for labelled corpora and transcripts without timing): a stand-in for
     pipeline.measures when only the words, and optionally latency/interruption values, are known.
-    follows_question: the previous other-speaker turn ends with "?" or opens with an invitation."""
+    follows_question: the previous other-speaker turn ends with "?" or opens with an invitation ("tell me...")."""
     out = []
     for i, t in enumerate(turns):
         prev = next((turns[j] for j in range(i - 1, -1, -1) if turns[j].speaker != t.speaker), None)
         fq = False
         if prev is not None:
             pt = prev.text.strip().lower()
-            fq = pt.endswith("?") or pt.startswith(QUESTION_OPENERS)
+            fq = pt.rstrip(" .").endswith("?") or pt.startswith(INVITATION_OPENERS)
         out.append(TurnFeatures(turn_index=t.index, word_count=t.word_count,
                                 latency_s=latencies[i] if latencies is not None else None,
                                 follows_question=fq, minimal_response=fq and t.word_count <= minimal_max_words,

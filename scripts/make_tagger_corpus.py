@@ -334,7 +334,7 @@ RUPTURES: dict[str, tuple[tuple[str, ...], list[str]]] = {
         "Can we talk about something else? How's {thing}?",
         "Oh, by the way, I saw that the parking here has gone up again.",
         "Never mind that. I meant to ask, are you on holiday soon?",
-        "Moving on. Work's been busy, lots of deadlines.",
+        "Moving on. Can we talk about my holiday plans instead?",
         "I like your new plant. Is that new?",
         "Let's not get into that. Did I tell you about {thing}?",
         "Anyway, the traffic was terrible this morning.",
@@ -656,7 +656,7 @@ RUPTURES["withdrawal.topic_shift"][1].extend([
     "Anyway, how long have you been working here?", "Did you see the news this morning?",
     "Ugh, I forgot my umbrella. Is it still raining?", "Right, so, what's the plan for next week?",
     "Let's talk about my sister's wedding instead, that's more fun.",
-    "Random question, but do you have kids?", "I'd rather talk about work, honestly. Work's been mad.",
+    "Random question, but do you have kids?", "I'd rather not go into that. Can we talk about something lighter?",
     "Oh, is that a new painting behind you?",
 ])
 RUPTURES["withdrawal.deferential_appeasing"][1].extend([
@@ -936,6 +936,9 @@ CLIENT_NONE.append((("specific_question", "homework_check", "invite_feeling"), [
     "I got to the shop and stayed for ten minutes. It was hard but I did it.",
     "He listened for once. I think saying it calmly helped.", "Okay, that makes sense.", "That's helpful, thank you.",
     "Right. I can see that.", "Yes, I think so.", "Good, I think. Better than I expected.",
+    "Busy, honestly. Work has been a lot, but I'm getting through it.", "Hectic week, but okay. I'm managing.",
+    "Tiring. The kids have been ill, but we're over the worst.", "Work's been stressful, but I've kept up with the walks.",
+    "Pretty full on. I had two deadlines, but I handled them better than usual.",
 ]))
 
 MODALITIES = ["cbt", "psychodynamic", "couples", "mi", "trauma", "person_centred", "dbt", "act", "family",
