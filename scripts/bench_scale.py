@@ -7,8 +7,8 @@
 
 Long audio is built by concatenating the bundled demo session (pipeline/demo/demo.flac, ~152 s) with small
 variations per copy (gain within +-3 dB, a 0-300 ms pause, faint noise), written as 16 kHz mono FLAC.
-`--stages front` runs only audio decoding + diarization + ASR-free steps (what bounds memory); `full` runs the
-whole session processor. Model loading is timed separately from processing. Figures are printed, not asserted:
+`--stages audio` runs only audio intake (decode, checks, resample: the part whose memory grows with length);
+`front` audio intake + diarization; `full` the whole session processor. Model loading is timed separately from processing. Figures are printed, not asserted:
 these machines are shared and noisy.
 """
 
@@ -75,6 +75,14 @@ def _one(audio: str, stages: str, threads: int) -> None:
         rec = proc(SessionRequest("bench", Path(audio)), hook=timer, created="bench")
         proc_s = time.perf_counter() - t1
         duration, stages_s, n_turns = rec.duration_s, timer.times, len(rec.turns)
+    elif stages == "audio":
+        from pipeline.audio import load_audio
+
+        load_s, rss_models = 0.0, rss0
+        t1 = time.perf_counter()
+        a = load_audio(Path(audio), cfg.audio)
+        proc_s = time.perf_counter() - t1
+        duration, stages_s, n_turns = a.duration_s, {"audio": proc_s}, 0
     else:
         from models.diarizer import Diarizer
 
@@ -184,7 +192,7 @@ def main() -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     lo = sub.add_parser("long")
     lo.add_argument("--minutes", type=float, nargs="+", default=[10, 30, 60, 120])
-    lo.add_argument("--stages", choices=("full", "front"), default="full")
+    lo.add_argument("--stages", choices=("full", "front", "audio"), default="full")
     lo.add_argument("--threads", type=int, default=2)
     lo.add_argument("--json")
     lo.set_defaults(fn=cmd_long)
