@@ -11,7 +11,7 @@ MODELS_STAMP := models/store/.verified
 
 .PHONY: install models demo test test-fast sysdeps bench evaluate clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,ray]'
 	@touch $(STAMP)
