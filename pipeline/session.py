@@ -81,7 +81,7 @@ def analyse_conversation(session_id: str, duration_s: float, turns: tuple[Turn, 
         predictions = classifier(turns)
         tagged = tag_turns(turns, measures.features, predictions, cfg.tagging)
         events = tuple(sorted(events + tagged, key=lambda e: (e.start, e.type)))
-        metrics.update(rupture_metrics(tagged))
+        metrics["alliance"] = rupture_metrics(tagged)  # rupture/repair counts, resolved/unresolved
         hook("tagging", tagged)
     tt = talk_time(segments)
     spk_records = tuple(
