@@ -63,6 +63,7 @@ def _one(audio: str, stages: str, threads: int) -> None:
     cfg = with_threads(load_config(ROOT / "configs" / "default.yaml"), threads)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
+    cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])  # noqa: E731  user + sys seconds
     if stages == "full":
         from pipeline.session import SessionProcessor, SessionRequest, StageTimer
 
@@ -70,6 +71,7 @@ def _one(audio: str, stages: str, threads: int) -> None:
         load_s = time.perf_counter() - t0
         rss_models = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         timer = StageTimer()
+        c1 = cpu()
         t1 = time.perf_counter()
         timer.start()
         rec = proc(SessionRequest("bench", Path(audio)), hook=timer, created="bench")
@@ -79,6 +81,7 @@ def _one(audio: str, stages: str, threads: int) -> None:
         from pipeline.audio import load_audio
 
         load_s, rss_models = 0.0, rss0
+        c1 = cpu()
         t1 = time.perf_counter()
         a = load_audio(Path(audio), cfg.audio)
         proc_s = time.perf_counter() - t1
@@ -91,6 +94,7 @@ def _one(audio: str, stages: str, threads: int) -> None:
         diar = Diarizer(cfg.diarization, cfg.models)
         load_s = time.perf_counter() - t0
         rss_models = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        c1 = cpu()
         t1 = time.perf_counter()
         a = load_audio(Path(audio), cfg.audio)
         ta = time.perf_counter()
@@ -98,7 +102,8 @@ def _one(audio: str, stages: str, threads: int) -> None:
         proc_s = time.perf_counter() - t1
         duration, stages_s, n_turns = a.duration_s, {"audio": ta - t1, "diarization": time.perf_counter() - ta}, \
             len(d.exclusive)
-    print(json.dumps({"duration_s": duration, "load_s": load_s, "process_s": proc_s, "stages": stages_s,
+    print(json.dumps({"duration_s": duration, "load_s": load_s, "process_s": proc_s, "cpu_s": cpu() - c1,
+                      "stages": stages_s,
                       "rss_start_mb": rss0, "rss_models_mb": rss_models,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "n": n_turns}))
@@ -122,7 +127,7 @@ def cmd_long(args: argparse.Namespace) -> int:
             res.update(minutes=m, wall_s=wall, stages_mode=args.stages)
             rows.append(res)
             print(f"{m:6g} min  process {res['process_s']:8.1f} s  ({res['duration_s'] / res['process_s']:5.2f}x "
-                  f"real time)  load {res['load_s']:5.1f} s  peak RSS {res['peak_rss_mb']:7.0f} MB "
+                  f"real time; CPU {res['cpu_s']:.0f} s)  load {res['load_s']:5.1f} s  peak RSS {res['peak_rss_mb']:7.0f} MB "
                   f"(after model load {res['rss_models_mb']:.0f} MB)  stages "
                   + " ".join(f"{k}={v:.0f}" for k, v in res["stages"].items()), flush=True)
             audio.unlink()
@@ -132,12 +137,13 @@ def cmd_long(args: argparse.Namespace) -> int:
         import numpy as np
 
         x = np.array([r["duration_s"] for r in rows]) / 60
-        y = np.array([r["process_s"] for r in rows])
-        slope, icpt = np.polyfit(x, y, 1)
-        pred = slope * x + icpt
-        r2 = 1 - ((y - pred) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-9)
-        print(f"linear fit: process_s = {slope:.1f} s/min * minutes + {icpt:.1f} s  (R^2 = {r2:.4f}); "
-              f"per-minute cost {', '.join(f'{yy / xx:.1f}' for xx, yy in zip(x, y))} s/min")
+        for key in ("process_s", "cpu_s"):
+            y = np.array([r[key] for r in rows])
+            slope, icpt = np.polyfit(x, y, 1)
+            pred = slope * x + icpt
+            r2 = 1 - ((y - pred) ** 2).sum() / max(((y - y.mean()) ** 2).sum(), 1e-9)
+            print(f"linear fit: {key} = {slope:.1f} s/min * minutes + {icpt:.1f} s  (R^2 = {r2:.4f}); "
+                  f"per-minute cost {', '.join(f'{yy / xx:.1f}' for xx, yy in zip(x, y))} s/min")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
