@@ -73,7 +73,9 @@ class TextEncoder:
 
     def __init__(self, path: Path, max_length: int = 128, threads: int | None = None) -> None:
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar in batch logs
         if threads:
             torch.set_num_threads(threads)
         try:
