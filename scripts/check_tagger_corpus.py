@@ -38,34 +38,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RUPTURE_SUBTYPES: tuple[str, ...] = (
-    "withdrawal.denial",
-    "withdrawal.minimal_response",
-    "withdrawal.abstract_communication",
-    "withdrawal.avoidant_storytelling",
-    "withdrawal.topic_shift",
-    "withdrawal.deferential_appeasing",
-    "withdrawal.content_affect_split",
-    "withdrawal.self_criticism_hopelessness",
-    "confrontation.complaint_about_therapist",
-    "confrontation.complaint_about_activities",
-    "confrontation.complaint_about_parameters",
-    "confrontation.complaint_about_progress",
-    "confrontation.rejects_intervention",
-    "confrontation.defends_self",
-    "confrontation.efforts_to_control",
-)
-REPAIR_SUBTYPES: tuple[str, ...] = (
-    "clarifies_misunderstanding",
-    "changes_tasks_goals",
-    "provides_rationale",
-    "invites_discussion",
-    "acknowledges_contribution",
-    "discloses_internal_experience",
-    "links_to_pattern",
-    "validates_defensive_posture",
-    "redirects",
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipeline.records import REPAIR_SUBTYPES, RUPTURE_SUBTYPES  # noqa: E402  (the CONTRACT vocabulary)
+
 LABELS: tuple[str, ...] = ("none",) + RUPTURE_SUBTYPES + REPAIR_SUBTYPES
 ROLES: tuple[str, ...] = ("therapist", "client")
 KNOWN_MODALITIES: tuple[str, ...] = (
