@@ -10,6 +10,23 @@ variations per copy (gain within +-3 dB, a 0-300 ms pause, faint noise), written
 `--stages audio` runs only audio intake (decode, checks, resample: the part whose memory grows with length);
 `front` audio intake + diarization; `full` the whole session processor. Model loading is timed separately from processing. Figures are printed, not asserted:
 these machines are shared and noisy.
+
+Measured 2026-11-23 on the 2-core shared dev box (default config, 2 threads, CPU only; other engineers' jobs
+running, so wall times are noisy; CPU seconds are steadier):
+
+    minutes  wall s  CPU s  x real time  peak RSS MB  (models loaded: 1270 MB)
+         10   137.6    155        4.4         2136    (ran beside other jobs: diarization 94 s)
+         30   129.4    232       13.9         2473
+         60   323.3    516       11.1         2903
+        120   582.2   1030       12.4         2974
+    CPU s = 8.2 s/min x minutes + 34 s (R^2 0.992); 30 -> 120 min: 7.7, 8.6, 8.6 CPU s per audio minute.
+    Audio intake alone (--stages audio) adds 112 / 332 / 661 / 1320 MB peak at 10 / 30 / 60 / 120 min
+    (whole-file decode + float64 level check); diarization alone (--stages front) grows ~5 MB/min.
+
+    batch: 20 sessions x 20 s (demo excerpts), wall incl. model load
+      local (1 process)        52.1 s   1382 sessions/h
+      local --workers 2        35.3 s   2042 sessions/h
+      ray --workers 2          37.9 s   1899 sessions/h  (private loopback cluster started and stopped in the run)
 """
 
 from __future__ import annotations
