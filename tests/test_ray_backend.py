@@ -20,7 +20,8 @@ import pytest
 from pipeline.serialize import read_session_json
 
 ROOT = Path(__file__).resolve().parents[1]
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "PYTHONWARNINGS": "ignore"}
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled",
+           "PYTHONWARNINGS": "ignore"}
 # Before Ray is imported: with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 Ray keeps 127.0.0.1 as 127.0.0.1 instead of
 # rewriting it to the machine's outward address (where a loopback-bound cluster does not listen).
 os.environ.update({k: v for k, v in RAY_ENV.items() if k.startswith("RAY_")})
