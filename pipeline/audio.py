@@ -61,6 +61,8 @@ def decode(path: Path) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: file not found")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")
+    if not path.is_file():  # a FIFO, socket or device would block or never end
+        raise AudioError(f"{path.name}: not a regular file (pipe, socket or device); copy the recording to a file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path.name}: the file is empty (0 bytes)")
     errors = []

@@ -70,3 +70,9 @@ def test_bad_inputs_give_clear_errors(tmp_path):
         load_audio(short, CFG)
     with pytest.raises(AudioError, match="not found"):
         load_audio(tmp_path / "missing.wav", CFG)
+    import os
+
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(AudioError, match="not a regular file"):
+        load_audio(fifo, CFG)
