@@ -25,14 +25,71 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
+# Long recordings are decoded in blocks and resampled as a stream, so peak memory is the 16 kHz output
+# (about 0.46 GB per channel for 2 hours), never the whole file at its own rate and channel count.
+BLOCK_S = 30.0
+# The stereo channel path needs both channels of a 2-channel file; more channels are mixed to mono.
+MAX_KEPT_CHANNELS = 2
+
+
+class _Accumulator:
+    """Consumes decoded blocks (channels, n) at the source rate: checks them, keeps the level statistics,
+    mixes >2 channels to mono and resamples to the target rate as a stream."""
+
+    def __init__(self, name: str, sr: int, channels: int, target_sr: int) -> None:
+        import soxr
+
+        if sr <= 0 or channels <= 0:
+            raise AudioError(f"{name}: the file reports no sample rate or channels")
+        self.name, self.sr, self.channels = name, sr, channels
+        self.keep = channels if channels <= MAX_KEPT_CHANNELS else 1
+        self.stream = None if sr == target_sr else soxr.ResampleStream(sr, target_sr, self.keep, dtype="float32",
+                                                                       quality="HQ")
+        self.out: list[np.ndarray] = []
+        self.frames = 0
+        self.sumsq = 0.0
+
+    def add(self, block: np.ndarray, last: bool = False) -> None:
+        block = np.asarray(block, dtype=np.float32)
+        if block.size and not np.isfinite(block).all():
+            raise AudioError(f"{self.name}: the audio holds invalid (NaN/inf) samples; the file is corrupt")
+        self.frames += block.shape[1]
+        self.sumsq += float(np.square(block, dtype=np.float64).sum())
+        if self.channels > MAX_KEPT_CHANNELS:
+            block = block.mean(axis=0, keepdims=True)
+        if self.stream is None:
+            if block.shape[1]:
+                self.out.append(np.ascontiguousarray(block))
+            return
+        y = self.stream.resample_chunk(np.ascontiguousarray(block.T), last=last)
+        if y.shape[0]:
+            self.out.append(np.ascontiguousarray(y.T))
+
+    def finish(self) -> np.ndarray:
+        if self.stream is not None:
+            self.add(np.zeros((self.channels, 0), dtype=np.float32), last=True)
+        if not self.out:
+            return np.zeros((self.keep, 0), dtype=np.float32)
+        return np.concatenate(self.out, axis=1) if len(self.out) > 1 else self.out[0]
+
+    @property
+    def dbfs(self) -> float:
+        n = self.frames * self.channels
+        rms = np.sqrt(self.sumsq / n) if n else 0.0
+        return float(20 * np.log10(max(rms, 1e-12)))
+
+
+def _read_soundfile(path: Path, target_sr: int) -> _Accumulator:
     import soundfile as sf
 
-    data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (n, channels)
-    return data.T.copy(), int(sr)
+    with sf.SoundFile(str(path)) as f:
+        acc = _Accumulator(path.name, int(f.samplerate), int(f.channels), target_sr)
+        for block in f.blocks(blocksize=max(1, int(BLOCK_S * f.samplerate)), dtype="float32", always_2d=True):
+            acc.add(block.T)
+    return acc
 
 
-def _read_av(path: Path) -> tuple[np.ndarray, int]:
+def _read_av(path: Path, target_sr: int) -> _Accumulator:
     import av
 
     with av.open(str(path)) as container:
@@ -42,21 +99,27 @@ def _read_av(path: Path) -> tuple[np.ndarray, int]:
         stream = streams[0]
         sr = int(stream.rate or stream.codec_context.sample_rate or 0)
         channels = int(stream.codec_context.channels or 1)
+        acc = _Accumulator(path.name, sr, channels, target_sr)
         resampler = av.AudioResampler(format="fltp", layout=stream.layout.name if stream.layout else None, rate=sr)
-        chunks = []
+        pending: list[np.ndarray] = []
+        size = 0
         for frame in container.decode(stream):
             for f in resampler.resample(frame):
-                chunks.append(f.to_ndarray())
+                x = f.to_ndarray()
+                pending.append(x[:channels])
+                size += x.shape[1]
+            if size >= BLOCK_S * sr:
+                acc.add(np.concatenate(pending, axis=1))
+                pending, size = [], 0
         for f in resampler.resample(None):
-            chunks.append(f.to_ndarray())
-    if not chunks or sr <= 0:
-        raise AudioError(f"{path.name}: the audio stream decodes to no samples")
-    data = np.concatenate(chunks, axis=1).astype(np.float32)
-    return data[: max(channels, 1)], sr
+            pending.append(f.to_ndarray()[:channels])
+        if pending:
+            acc.add(np.concatenate(pending, axis=1))
+    return acc
 
 
-def decode(path: Path) -> tuple[np.ndarray, int]:
-    """Decode to (channels, n) float32 in [-1, 1] at the file's own rate."""
+def decode(path: Path, target_sr: int) -> _Accumulator:
+    """Decode in blocks to float32 at `target_sr` (soundfile first, FFmpeg second)."""
     if not path.exists():
         raise AudioError(f"{path}: file not found")
     if path.is_dir():
@@ -67,14 +130,18 @@ def decode(path: Path) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path.name}: the file is empty (0 bytes)")
     errors = []
     try:
-        return _read_soundfile(path)
+        return _read_soundfile(path, target_sr)
     except AudioError:
+        raise
+    except MemoryError:
         raise
     except Exception as e:  # libsndfile cannot read it: try FFmpeg
         errors.append(f"soundfile: {type(e).__name__}")
     try:
-        return _read_av(path)
+        return _read_av(path, target_sr)
     except AudioError:
+        raise
+    except MemoryError:
         raise
     except Exception as e:
         errors.append(f"ffmpeg: {type(e).__name__}")
@@ -82,31 +149,19 @@ def decode(path: Path) -> tuple[np.ndarray, int]:
                      "uncorrupted recording")
 
 
-def resample(x: np.ndarray, sr: int, target: int) -> np.ndarray:
-    if sr == target:
-        return x.astype(np.float32, copy=False)
-    import librosa
-
-    return librosa.resample(x, orig_sr=sr, target_sr=target, res_type="soxr_hq", axis=-1).astype(np.float32)
-
-
 def load_audio(path: Path, cfg: AudioConfig) -> Audio:
     """Read, check and resample a recording. Raises AudioError for unreadable, too short or silent input."""
     path = Path(path)
-    data, sr = decode(path)
-    if data.ndim != 2 or data.shape[1] == 0:
+    acc = decode(path, cfg.sample_rate)
+    if acc.frames == 0:
         raise AudioError(f"{path.name}: the file decodes to no samples")
-    if not np.isfinite(data).all():
-        raise AudioError(f"{path.name}: the audio holds invalid (NaN/inf) samples; the file is corrupt")
-    duration = data.shape[1] / sr
+    duration = acc.frames / acc.sr
     if duration < cfg.min_duration_s:
         raise AudioError(f"{path.name}: recording is {duration:.2f} s long, shorter than the "
                          f"{cfg.min_duration_s} s minimum")
-    rms = float(np.sqrt(np.mean(np.square(data, dtype=np.float64))))
-    dbfs = 20 * np.log10(max(rms, 1e-12))
-    if dbfs < cfg.silence_dbfs:
-        raise AudioError(f"{path.name}: recording is silent (level {dbfs:.0f} dBFS, below {cfg.silence_dbfs:.0f}); "
-                         "check the microphone channel")
-    samples = resample(data, sr, cfg.sample_rate)
-    return Audio(samples=samples, sample_rate=cfg.sample_rate, source_sample_rate=sr,
-                 source_channels=int(data.shape[0]), sha256=file_sha256(path))
+    if acc.dbfs < cfg.silence_dbfs:
+        raise AudioError(f"{path.name}: recording is silent (level {acc.dbfs:.0f} dBFS, below "
+                         f"{cfg.silence_dbfs:.0f}); check the microphone channel")
+    samples = acc.finish()
+    return Audio(samples=samples, sample_rate=cfg.sample_rate, source_sample_rate=acc.sr,
+                 source_channels=acc.channels, sha256=file_sha256(path))

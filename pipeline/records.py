@@ -68,8 +68,9 @@ INTERRUPTION_SUBTYPES: tuple[str, ...] = ("successful", "unsuccessful")
 class Audio:
     """Decoded audio, resampled to `sample_rate`.
 
-    `samples` has shape (channels, n) and dtype float32; `mono` is the channel mean. The original file's
-    channel count and rate are kept for provenance and for the stereo (one speaker per channel) path.
+    `samples` has shape (channels, n) and dtype float32; `mono` is the channel mean. Files with more than
+    two channels are mixed to one at decode time (pipeline.audio); the original file's channel count and
+    rate are kept for provenance. Two channels stay separate for the stereo (one speaker per channel) path.
     """
 
     samples: np.ndarray
