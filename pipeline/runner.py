@@ -325,7 +325,7 @@ def _run_batch_locked(jobs: list[SessionJob], refusals: list[Refusal], out_dir: 
 
             with _StopFlag() as flag:
                 result.interrupted = distributed.run_pending(pending, spec, lambda: flag.stop, collect)
-        _write_index(out_dir, result)
+        _write_index(out_dir, result, cfg.exports.corpus_tables)
     finally:
         audit.close()
     log.info("batch finished: %s", result.summary())
@@ -430,8 +430,9 @@ def _log_hook(session_id: str) -> Callable[..., None]:
     return hook
 
 
-def _write_index(out_dir: Path, result: BatchResult) -> None:
-    """index.html over every session in the output folder (earlier batches too), plus corpus tables."""
+def _write_index(out_dir: Path, result: BatchResult, corpus_tables: bool = True) -> None:
+    """index.html over every session in the output folder (earlier batches too), plus corpus tables
+    (unless `exports.corpus_tables` is off)."""
     from pipeline.exports import SessionSummary, summary_from_record, write_corpus_tables, write_index
 
     this_batch = {o.session_id: o for o in result.outcomes}
@@ -454,6 +455,7 @@ def _write_index(out_dir: Path, result: BatchResult) -> None:
             rows[o.session_id] = SessionSummary(o.session_id, "failed", error=o.error, stage=o.stage)
     try:
         write_index(out_dir, [rows[k] for k in sorted(rows)])
-        write_corpus_tables(out_dir)
+        if corpus_tables:
+            write_corpus_tables(out_dir)
     except OSError as e:
         log.error("could not write the batch index/corpus tables: %s", e.strerror or type(e).__name__)
