@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pipeline.records import SCHEMA_VERSION, Event, Segment, SessionRecord, Speaker, Turn, Word
 
@@ -102,15 +102,14 @@ def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:
     )
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write `text` to `path` so that no partial file ever exists under that name."""
+def atomic_write(path: Path, write: Callable[[Path], None], mode: int = 0o600) -> None:
+    """Have `write(tmp_path)` fill a temp file beside `path`, then rename it into place, so that no partial
+    file ever exists under that name (a kill leaves at most a hidden `.name.*.tmp`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        write(Path(tmp))
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -119,6 +118,18 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write `text` to `path` atomically (see `atomic_write`), fsynced before the rename."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    atomic_write(path, write, mode)
 
 
 def write_session_json(rec: SessionRecord, path: Path) -> None:

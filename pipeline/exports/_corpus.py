@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from pipeline.records import SessionRecord
-from pipeline.serialize import read_session_json
+from pipeline.serialize import atomic_write, read_session_json
 from pipeline.exports._formats import event_row
 from pipeline.exports._labels import model_names, speaker_names, speaker_roles
 from pipeline.exports._summary import session_counts
@@ -108,18 +106,7 @@ def corpus_rows(records: Sequence[SessionRecord]) -> dict[str, list[dict[str, An
 def _write_parquet(table: Any, path: Path) -> None:
     import pyarrow.parquet as pq
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write(path, lambda tmp: pq.write_table(table, str(tmp), compression="zstd"))
 
 
 def write_corpus_tables(out_root: Path) -> tuple[Path, ...]:
