@@ -149,8 +149,9 @@ def decode(path: Path, target_sr: int) -> _Accumulator:
                      "uncorrupted recording")
 
 
-def load_audio(path: Path, cfg: AudioConfig) -> Audio:
-    """Read, check and resample a recording. Raises AudioError for unreadable, too short or silent input."""
+def load_audio(path: Path, cfg: AudioConfig, sha256: str | None = None) -> Audio:
+    """Read, check and resample a recording. Raises AudioError for unreadable, too short or silent input.
+    `sha256`: the file's hash when the caller already has it (the runner hashes inputs for skip-if-done)."""
     path = Path(path)
     acc = decode(path, cfg.sample_rate)
     if acc.frames == 0:
@@ -164,4 +165,4 @@ def load_audio(path: Path, cfg: AudioConfig) -> Audio:
                          f"{cfg.silence_dbfs:.0f}); check the microphone channel")
     samples = acc.finish()
     return Audio(samples=samples, sample_rate=cfg.sample_rate, source_sample_rate=acc.sr,
-                 source_channels=acc.channels, sha256=file_sha256(path))
+                 source_channels=acc.channels, sha256=sha256 or file_sha256(path))

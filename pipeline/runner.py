@@ -379,7 +379,8 @@ def _process_locked(proc: Any, job: SessionJob, sha: str | None, session_dir: Pa
     timer = StageTimer(inner=_log_hook(job.session_id))
     timer.start()
     try:
-        req = SessionRequest(job.session_id, job.audio_path, job.num_speakers, job.therapist, dict(job.metadata))
+        req = SessionRequest(job.session_id, job.audio_path, job.num_speakers, job.therapist, dict(job.metadata),
+                             input_sha256=sha)
         record = proc(req, hook=timer, created=now_iso())
         audio_path = job.audio_path if getattr(proc, "has_audio", True) else None
         write_outputs(record, session_dir, audio_path, cfg,

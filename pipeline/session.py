@@ -64,6 +64,7 @@ class SessionRequest:
     num_speakers: int | None = None
     therapist: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    input_sha256: str | None = None  # the runner hashes each input once (skip check); None: hash it here
 
 
 def analyse_conversation(session_id: str, duration_s: float, turns: tuple[Turn, ...], words: tuple[Word, ...] | None,
@@ -163,7 +164,7 @@ def _safe_message(e: Exception) -> str:
 
 def process_session(req: SessionRequest, proc: SessionProcessor, hook: Hook = _no_hook, created: str = "") -> SessionRecord:
     cfg = proc.cfg
-    audio: Audio = _stage("audio")(load_audio)(req.audio_path, cfg.audio)
+    audio: Audio = _stage("audio")(load_audio)(req.audio_path, cfg.audio, sha256=req.input_sha256)
     hook("audio", audio)
 
     diar: Diarization | None = None
@@ -265,7 +266,8 @@ class TranscriptProcessor:
         provenance = {
             "models": {k: {"name": m.name, "version": m.version, "sha256": m.sha256} for k, m in self.model_infos.items()},
             "config": to_dict(self.cfg), "package_version": __version__, "created": created,
-            "input": {"path_name": req.audio_path.name, "sha256": file_sha256(req.audio_path), "kind": "transcript"},
+            "input": {"path_name": req.audio_path.name, "sha256": req.input_sha256 or file_sha256(req.audio_path),
+                      "kind": "transcript"},
             "diarization_method": "transcript",
         }
         segments = segments_from_turns(parsed.turns)
