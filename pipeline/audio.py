@@ -7,22 +7,14 @@ Unreadable, empty or silent input raises AudioError with a message that says wha
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
+from models.store import sha256_file
 from pipeline.config import AudioConfig
 from pipeline.errors import AudioError
 from pipeline.records import Audio
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # Long recordings are decoded in blocks and resampled as a stream, so peak memory is the 16 kHz output
@@ -165,4 +157,4 @@ def load_audio(path: Path, cfg: AudioConfig, sha256: str | None = None) -> Audio
                          f"{cfg.silence_dbfs:.0f}); check the microphone channel")
     samples = acc.finish()
     return Audio(samples=samples, sample_rate=cfg.sample_rate, source_sample_rate=acc.sr,
-                 source_channels=acc.channels, sha256=sha256 or file_sha256(path))
+                 source_channels=acc.channels, sha256=sha256 or sha256_file(path))

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from pipeline.audio import file_sha256
+from models.store import sha256_file
 from pipeline.errors import UsageError
 from pipeline.inputs import SessionJob
 
@@ -91,7 +91,7 @@ def purge(out_dir: Path, jobs: Sequence[SessionJob], older_than_days: float, *, 
                     why_kept = "no INPUT names this session's recording"
                 elif not audio.is_file():
                     why_kept = "recording already gone"
-                elif file_sha256(audio) != want_sha:
+                elif sha256_file(audio) != want_sha:
                     why_kept = "the file at the input path is not the recording that was processed (sha256 differs)"
                 else:
                     if not dry_run:

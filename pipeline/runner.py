@@ -44,7 +44,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from pipeline.audio import file_sha256
+from models.store import sha256_file
 from pipeline.config import Config, to_dict
 from pipeline.errors import SessionError, UsageError
 from pipeline.inputs import Refusal, SessionJob
@@ -302,7 +302,7 @@ def _run_batch_locked(jobs: list[SessionJob], refusals: list[Refusal], out_dir: 
         pending: list[tuple[SessionJob, str | None]] = []
         for job in jobs:
             try:
-                sha = file_sha256(job.audio_path)
+                sha = sha256_file(job.audio_path)
             except OSError as e:
                 sha = None
                 log.debug("cannot hash %s: %s", job.audio_path, e)

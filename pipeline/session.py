@@ -251,7 +251,7 @@ class TranscriptProcessor:
         return out
 
     def __call__(self, req: SessionRequest, hook: Hook = _no_hook, created: str = "") -> SessionRecord:
-        from pipeline.audio import file_sha256
+        from models.store import sha256_file
         from pipeline.transcript_io import read_transcript
 
         parsed = _stage("transcript")(read_transcript)(req.audio_path)
@@ -266,7 +266,7 @@ class TranscriptProcessor:
         provenance = {
             "models": {k: {"name": m.name, "version": m.version, "sha256": m.sha256} for k, m in self.model_infos.items()},
             "config": to_dict(self.cfg), "package_version": __version__, "created": created,
-            "input": {"path_name": req.audio_path.name, "sha256": req.input_sha256 or file_sha256(req.audio_path),
+            "input": {"path_name": req.audio_path.name, "sha256": req.input_sha256 or sha256_file(req.audio_path),
                       "kind": "transcript"},
             "diarization_method": "transcript",
         }

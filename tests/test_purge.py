@@ -10,7 +10,7 @@ import stat
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from pipeline.audio import file_sha256
+from models.store import sha256_file
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.inputs import SessionJob
@@ -30,7 +30,7 @@ def _make_session(out: Path, sid: str, audio: Path, created: datetime) -> None:
     prov = dict(rec.provenance)
     prov.update(created=created.isoformat(timespec="seconds"), config=json.loads(json.dumps(
         {"exports": {"formats": list(cfg.exports.formats)}})),
-        input={"path_name": audio.name, "sha256": file_sha256(audio)})
+        input={"path_name": audio.name, "sha256": sha256_file(audio)})
     rec = dataclasses.replace(rec, session_id=sid, provenance=prov)
     (out / sid).mkdir(parents=True, mode=0o700)
     write_outputs(rec, out / sid, audio, cfg, {"config_digest": config_digest(cfg), "attempt": "x" * 32})
@@ -125,5 +125,5 @@ def test_purge_cli_and_rerun_after_transcript_purge(tmp_path, capsys):
     # of the purged text unless --force)
     sj = out / "t1" / "session.json"
     prov = json.loads(sj.read_text())["provenance"]
-    assert is_complete(out / "t1", file_sha256(inp / "t1.csv"), prov["config_digest"])
+    assert is_complete(out / "t1", sha256_file(inp / "t1.csv"), prov["config_digest"])
     assert main(["purge", "--out", str(tmp_path / "nope"), "--older-than", "1"]) == 2
