@@ -97,7 +97,7 @@ class SessionWorker:
 
     def __init__(self, spec: WorkerSpec) -> None:
         from pipeline.runner import AuditLog
-        from pipeline.session import SessionProcessor
+        from pipeline.session import SessionProcessor, model_provenance
 
         os.environ.update(OFFLINE_ENV)
         os.environ.update(thread_env(spec.threads))
@@ -113,8 +113,7 @@ class SessionWorker:
                 pass
         self.proc = (spec.processor_factory or SessionProcessor)(cfg)
         self.cfg = cfg
-        self.model_hashes = {k: {"name": m.name, "version": m.version, "sha256": m.sha256}
-                             for k, m in self.proc.model_infos.items()}
+        self.model_hashes = model_provenance(self.proc.model_infos)
         self.audit = AuditLog(spec.out_dir / spec.cfg.runner.audit_log)
 
     def ready(self) -> int:

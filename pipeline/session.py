@@ -95,6 +95,18 @@ def analyse_conversation(session_id: str, duration_s: float, turns: tuple[Turn, 
                          segments=segments)
 
 
+def model_provenance(infos: Mapping[str, ModelInfo]) -> dict[str, dict[str, str]]:
+    """{role: {name, version, sha256}} for provenance and the audit log."""
+    return {k: {"name": m.name, "version": m.version, "sha256": m.sha256} for k, m in infos.items()}
+
+
+def _tagger_infos(classifier: Any) -> dict[str, ModelInfo]:
+    if classifier is None:
+        return {}
+    return {("text_encoder", "tagger_head", "tagger_extra")[min(i, 2)]: m
+            for i, m in enumerate(classifier.model_infos)}
+
+
 class SessionProcessor:
     """Loads every model once; call it once per session. The same object serves a local loop, a process
     pool worker or a Ray actor (setup in __init__, work in __call__)."""
@@ -121,10 +133,7 @@ class SessionProcessor:
         out = {"asr": self.transcriber.model_infos[0]}
         for i, m in enumerate(self.diarizer.model_infos):
             out[("segmentation", "embedding", "diarization_extra")[min(i, 2)]] = m
-        if self.classifier is not None:
-            for i, m in enumerate(self.classifier.model_infos):
-                out[("text_encoder", "tagger_head", "tagger_extra")[min(i, 2)]] = m
-        return out
+        return {**out, **_tagger_infos(self.classifier)}
 
     def __call__(self, req: SessionRequest, hook: Hook = _no_hook, created: str = "") -> SessionRecord:
         return process_session(req, self, hook=hook, created=created)
@@ -194,7 +203,7 @@ def process_session(req: SessionRequest, proc: SessionProcessor, hook: Hook = _n
     hook("turns", turns)
 
     provenance = {
-        "models": {k: {"name": m.name, "version": m.version, "sha256": m.sha256} for k, m in proc.model_infos.items()},
+        "models": model_provenance(proc.model_infos),
         "config": to_dict(cfg),
         "package_version": __version__,
         "created": created,
@@ -244,11 +253,7 @@ class TranscriptProcessor:
 
     @property
     def model_infos(self) -> dict[str, ModelInfo]:
-        out: dict[str, ModelInfo] = {}
-        if self.classifier is not None:
-            for i, m in enumerate(self.classifier.model_infos):
-                out[("text_encoder", "tagger_head", "tagger_extra")[min(i, 2)]] = m
-        return out
+        return _tagger_infos(self.classifier)
 
     def __call__(self, req: SessionRequest, hook: Hook = _no_hook, created: str = "") -> SessionRecord:
         from models.store import sha256_file
@@ -264,7 +269,7 @@ class TranscriptProcessor:
             a = assign_roles(parsed.turns, speakers, self.cfg.roles, therapist_hint=hint)
             roles, conf, source = dict(a.roles), dict(a.confidence), a.source
         provenance = {
-            "models": {k: {"name": m.name, "version": m.version, "sha256": m.sha256} for k, m in self.model_infos.items()},
+            "models": model_provenance(self.model_infos),
             "config": to_dict(self.cfg), "package_version": __version__, "created": created,
             "input": {"path_name": req.audio_path.name, "sha256": req.input_sha256 or sha256_file(req.audio_path),
                       "kind": "transcript"},
