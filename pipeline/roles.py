@@ -3,7 +3,8 @@
 From the manifest when given (`therapist` column: a channel "ch0"/"ch1" or a speaker label). Otherwise
 inferred from the turns with a simple, explainable score per speaker:
 
-  score = question share of the speaker's turns              (therapists ask; clients answer)
+  score = question/invitation share of the speaker's turns   (therapists ask; clients answer;
+                                                             pipeline.measures.is_question_or_invitation)
         + 0.5 * therapist-phrase share ("how did", "let's", "homework", "what comes up", ...)
         + 0.3 if the speaker opens the session (first words within `opening_window_s`)
 
@@ -20,27 +21,14 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from pipeline.config import RolesConfig
+from pipeline.measures import is_question_or_invitation
 from pipeline.records import Turn
 
-_QUESTION_START = re.compile(
-    r"^(?:(?:so|and|but|okay|ok|well|um|uh|right|now|then)\b[,]?\s+)*(how|what|why|when|where|who|which|do|does|did|are|is|was|were|can|could|would|will|have|has|shall|"
-    r"tell me|say more|i wonder)\b", re.I)
 _THERAPIST_PHRASES = re.compile(
     r"\b(how did|how are you|how have you|what comes up|tell me (more|about)|let'?s|homework|this week|"
     r"last (week|session)|our session|in our work|it sounds like|sounds like|i hear|i'?m hearing|"
     r"what i'?m hearing|i wonder|can we|could we|would you be willing|notice|on a scale|"
     r"how does that feel|what was that like)\b", re.I)
-
-
-def is_question(text: str) -> bool:
-    t = text.strip()
-    if not t:
-        return False
-    if t.endswith("?"):
-        return True
-    # last clause of an unpunctuated transcript line
-    last = re.split(r"[.!]\s+", t)[-1]
-    return bool(_QUESTION_START.match(last.strip()))
 
 
 @dataclass(frozen=True)
@@ -78,7 +66,7 @@ def role_scores(turns: tuple[Turn, ...], speakers: tuple[str, ...], cfg: RolesCo
         if not mine:
             scores[s] = -1.0
             continue
-        q = sum(is_question(t.text) for t in mine) / len(mine)
+        q = sum(is_question_or_invitation(t.text) for t in mine) / len(mine)
         p = sum(bool(_THERAPIST_PHRASES.search(t.text)) for t in mine) / len(mine)
         opens = 0.3 if first is not None and first.speaker == s and first.start <= cfg.opening_window_s else 0.0
         scores[s] = q + 0.5 * p + opens

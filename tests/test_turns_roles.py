@@ -2,7 +2,8 @@ from hypothesis import given, strategies as st
 
 from pipeline.config import RolesConfig
 from pipeline.records import Segment, Word
-from pipeline.roles import assign_roles, is_question
+from pipeline.measures import is_question_or_invitation as is_question
+from pipeline.roles import assign_roles
 from pipeline.turns import attribute_words, build_turns
 
 
