@@ -7,7 +7,6 @@ import pipeline.offline  # noqa: F401  (must come before any ML import)
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 

@@ -49,7 +49,7 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:
@@ -58,7 +58,7 @@ if str(_REPO) not in sys.path:
 from pipeline.config import MeasuresConfig, load_config  # noqa: E402
 from pipeline.measures import measure_conversation  # noqa: E402
 from pipeline.records import Event, Segment, Turn, Word  # noqa: E402
-from pipeline.serialize import event_from_dict, read_session_json  # noqa: E402
+from pipeline.serialize import read_session_json  # noqa: E402
 from pipeline.turns import build_turns  # noqa: E402
 
 

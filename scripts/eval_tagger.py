@@ -35,7 +35,6 @@ CLIENT_TURNS_PER_10MIN = 25.0
 
 
 def load_items(path: Path, context_turns: int = 2) -> tuple[list[dict], list[Any]]:
-    from models.tagger import Example
 
     items = []
     with open(path, encoding="utf-8") as f:

@@ -48,9 +48,7 @@ def evaluate_labelled(proc: SessionProcessor, name: str, wav: Path, rttm: Path, 
     cfg = proc.cfg
     ref_text = " ".join(t for _, _, _, t in read_stm(stm))
     audio = load_audio(wav, cfg.audio)
-    t0 = time.perf_counter()
     alone = proc.transcriber(audio)
-    t_asr = time.perf_counter() - t0
     t0 = time.perf_counter()
     rec = proc(SessionRequest(name, wav, num_speakers=num_speakers))
     t_all = time.perf_counter() - t0

@@ -1,7 +1,6 @@
 """Real Whisper (base, int8, CPU) on real speech."""
 
 import jiwer
-import pytest
 
 from pipeline.audio import load_audio
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline.channels import channel_separation_db, diarize_channels, frame_levels_db, smooth_activity
 from pipeline.config import DiarizationConfig
-from pipeline.records import Audio, Segment
+from pipeline.records import Audio
 
 SR = 16000
 CFG = DiarizationConfig()

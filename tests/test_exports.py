@@ -13,11 +13,9 @@ and review the diff before committing.
 from __future__ import annotations
 
 import base64
-import csv
 import dataclasses
 import hashlib
 import html
-import io
 import json
 import os
 import re

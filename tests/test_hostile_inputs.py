@@ -12,7 +12,6 @@ falls back to writing through /dev/full (a real ENOSPC) and the read-only case i
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os

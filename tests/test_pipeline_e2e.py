@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import stat
-from pathlib import Path
 
 import pytest
 
