@@ -88,7 +88,8 @@ class TextEncoder:
         self.dim = int(self.model.config.hidden_size)
 
     @torch.inference_mode()
-    def _encode(self, firsts: list[str], seconds: list[str] | None, batch_size: int) -> np.ndarray:
+    def _encode(self, firsts: list[str], seconds: list[str] | None, batch_size: int,
+                normalise: bool = True) -> np.ndarray:
         n = len(firsts)
         out = np.zeros((n, self.dim), dtype=np.float32)
         if n == 0:
@@ -101,18 +102,92 @@ class TextEncoder:
             b = [seconds[i] or " " for i in idx] if seconds else None
             enc = self.tokenizer(a, b, padding=True, truncation=True, max_length=self.max_length,
                                  return_tensors="pt")
-            hidden = self.model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            pooled = mean_pool(self.model, enc)
+            if normalise:
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
             out[idx] = pooled.numpy()
         return out
+
+    def tokenize_pairs(self, firsts: list[str], seconds: list[str]) -> dict[str, torch.Tensor]:
+        return self.tokenizer([a or " " for a in firsts], [b or " " for b in seconds], padding=True,
+                              truncation=True, max_length=self.max_length, return_tensors="pt")
 
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         return self._encode(texts, None, batch_size)
 
-    def embed_pairs(self, firsts: list[str], seconds: list[str], batch_size: int = 64) -> np.ndarray:
-        return self._encode(firsts, seconds, batch_size)
+    def embed_pairs(self, firsts: list[str], seconds: list[str], batch_size: int = 64,
+                    normalise: bool = True) -> np.ndarray:
+        return self._encode(firsts, seconds, batch_size, normalise)
+
+
+def mean_pool(model: nn.Module, enc: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean of the last hidden states over the real (unpadded) tokens."""
+    hidden = model(**enc).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+# ---- low-rank adaptation (LoRA) of the encoder: trained adapters are small, the base weights stay the
+# registry's verified ones; at load time the adapters are merged into the base weights (no extra cost)
+LORA_TARGETS = ("attention.self.query", "attention.self.value", "output.dense", "intermediate.dense")
+
+
+class LoRALinear(nn.Module):
+    """y = base(x) + scale * x A^T B^T, with A (rank x in) and B (out x rank); B starts at zero."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float) -> None:
+        super().__init__()
+        self.base = base
+        self.lora_A = nn.Parameter(torch.empty(rank, base.in_features))
+        nn.init.kaiming_uniform_(self.lora_A, a=5 ** 0.5)
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank))
+        self.scale = alpha / rank
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + (x @ self.lora_A.t() @ self.lora_B.t()) * self.scale
+
+
+def add_lora(model: nn.Module, rank: int, alpha: float, targets: Sequence[str] = LORA_TARGETS) -> list[str]:
+    """Wrap the target linear layers with LoRA adapters; freeze everything else. Returns the wrapped names."""
+    names = [n for n, m in model.named_modules()
+             if isinstance(m, nn.Linear) and any(n.endswith(t) for t in targets)]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for n in names:
+        parent_name, _, child = n.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, LoRALinear(getattr(parent, child), rank, alpha))
+    return names
+
+
+def lora_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The adapters only: {"<layer>.lora_A": A, "<layer>.lora_B": B}."""
+    out = {}
+    for n, m in model.named_modules():
+        if isinstance(m, LoRALinear):
+            out[f"{n}.lora_A"] = m.lora_A.detach().clone()
+            out[f"{n}.lora_B"] = m.lora_B.detach().clone()
+    return out
+
+
+@torch.no_grad()
+def merge_lora(model: nn.Module, tensors: dict[str, torch.Tensor], scale: float) -> int:
+    """Add scale * B A into each adapted layer's weight (in place). Returns how many layers were merged."""
+    n = 0
+    for key, a in tensors.items():
+        if not key.endswith(".lora_A"):
+            continue
+        name = key[: -len(".lora_A")]
+        b = tensors.get(f"{name}.lora_B")
+        try:
+            layer = model.get_submodule(name)
+        except AttributeError as e:
+            raise ModelError(f"LoRA adapter for {name!r} does not fit the encoder") from e
+        if b is None or not isinstance(layer, nn.Linear) or layer.weight.shape != (b.shape[0], a.shape[1]):
+            raise ModelError(f"LoRA adapter for {name!r} does not fit the encoder")
+        layer.weight += scale * (b @ a).to(layer.weight.dtype)
+        n += 1
+    return n
 
 
 def role_features(role: str) -> list[float]:
@@ -136,6 +211,14 @@ def featurize(encoder: TextEncoder, examples: Sequence[Example], batch_size: int
         rows.append(np.concatenate([cache[ex.target[1]], prev, p,
                                     np.asarray(role_features(ex.target[0]), dtype=np.float32)]))
     return np.stack(rows) if rows else np.zeros((0, 3 * encoder.dim + 2), dtype=np.float32)
+
+
+def featurize_pairs(encoder: TextEncoder, examples: Sequence[Example], batch_size: int = 64) -> np.ndarray:
+    """Features of the fine-tuned (LoRA) model: (n, dim+2) = [mean-pooled e(context, target) | role one-hot]."""
+    pairs = encoder.embed_pairs([context_string(ex.context) for ex in examples],
+                                [ex.target[1] for ex in examples], batch_size, normalise=False)
+    roles = np.asarray([role_features(ex.target[0]) for ex in examples], dtype=np.float32).reshape(-1, 2)
+    return np.concatenate([pairs, roles], axis=1)
 
 
 class MarkerHead(nn.Module):
@@ -206,7 +289,6 @@ class MarkerClassifier:
 
         hc = load_head_config(d)
         digest = verify_head(d, hc)
-        self.kind = "head"
         self.labels: tuple[str, ...] = tuple(hc["labels"])
         unknown = set(self.labels) - set(LABELS)
         if unknown:
@@ -218,8 +300,17 @@ class MarkerClassifier:
         enc = resolve(encoder_name, models_cfg.store)
         self.encoder = TextEncoder(enc.path, max_length=int(hc.get("max_length", 128)))
         self.head = MarkerHead(int(hc["in_dim"]), int(hc["hidden"]), len(self.labels), 0.0)
+        tensors = load_file(str(d / HEAD_FILE))
+        # "lora": the encoder was fine-tuned with low-rank adapters (stored next to the head, merged here)
+        self.kind = "lora" if hc.get("lora") else "head"
+        if self.kind == "lora":
+            lora = {k[len("lora."):]: v for k, v in tensors.items() if k.startswith("lora.")}
+            tensors = {k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")}
+            merged = merge_lora(self.encoder.model, lora, float(hc["lora"]["alpha"]) / float(hc["lora"]["rank"]))
+            if merged == 0:
+                raise ModelError(f"tagger head {d / HEAD_FILE} declares LoRA adapters but holds none")
         try:
-            self.head.load_state_dict(load_file(str(d / HEAD_FILE)))
+            self.head.load_state_dict(tensors)
         except (RuntimeError, KeyError) as e:
             raise ModelError(f"tagger head {d / HEAD_FILE} does not match {HEAD_CONFIG}: {e}") from e
         self.head.eval()
@@ -262,8 +353,8 @@ class MarkerClassifier:
         return self.cfg.threshold if self.cfg.threshold is not None else self.default_threshold
 
     def logits(self, examples: Sequence[Example]) -> np.ndarray:
-        if self.kind == "head":
-            x = featurize(self.encoder, examples, self.cfg.batch_size)
+        if self.kind in ("head", "lora"):
+            x = (featurize_pairs if self.kind == "lora" else featurize)(self.encoder, examples, self.cfg.batch_size)
             with torch.inference_mode():
                 return self.head(torch.from_numpy(x)).numpy()
         return self._seqcls_logits(examples)
@@ -300,5 +391,6 @@ class MarkerClassifier:
         )
 
 
-__all__ = ["MarkerClassifier", "TextEncoder", "Example", "featurize", "examples_from_turns", "MarkerHead",
+__all__ = ["MarkerClassifier", "TextEncoder", "Example", "featurize", "featurize_pairs", "examples_from_turns",
+           "MarkerHead", "add_lora", "lora_state", "merge_lora", "mean_pool",
            "masked_softmax", "HEAD_DIR", "RUPTURE_SUBTYPES", "REPAIR_SUBTYPES"]

@@ -168,14 +168,63 @@ def calm_session(pool) -> tuple[Turn, ...]:  # type: ignore[no-untyped-def]
     pairs += [(pool.therapist_short[i % len(pool.therapist_short)], c) for i, c in enumerate(pool.client_long)]
     pairs += [(t, pool.client_short[i % len(pool.client_short)]) for i, t in enumerate(pool.therapist_long)]
     pairs += list(pool.closings)
+    return timed_turns([(role, text) for th, cl in pairs for role, text in (("therapist", th), ("client", cl))])
+
+
+def timed_turns(lines: list[tuple[str, str]]) -> tuple[Turn, ...]:
+    """Turns from (role, text) lines with simulated timing: 2.9 words/s, 0.7 s gaps."""
     turns, t = [], 0.0
-    for th, cl in pairs:
-        for spk, role, text in (("T", "therapist", th), ("C", "client", cl)):
-            t += 0.7
-            dur = len(text.split()) / 2.9
-            turns.append(Turn(len(turns), spk, role, round(t, 2), round(t + dur, 2), text, len(text.split())))
-            t += dur
+    for role, text in lines:
+        t += 0.7
+        dur = len(text.split()) / 2.9
+        turns.append(Turn(len(turns), "T" if role == "therapist" else "C", role, round(t, 2), round(t + dur, 2),
+                          text, len(text.split())))
+        t += dur
     return tuple(turns)
+
+
+def load_calm_sessions(path: Path) -> list[tuple[str, tuple[Turn, ...]]]:
+    """Hand-written calm sessions (JSON Lines: {"id", "modality", "description", "turns": [{"role", "text"}]})
+    as (id, timed turns)."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                s = json.loads(line)
+                out.append((s["id"], timed_turns([(t["role"], t["text"]) for t in s["turns"]])))
+    return out
+
+
+def session_items(path: Path, context_turns: int = 3) -> list[dict]:
+    """Corpus items (the load_items format) from labelled whole sessions (JSON Lines: {"id", "modality",
+    "turns": [{"role", "text", "label", "latency_s"?}]}): one item per turn, with the turns before it as context."""
+    items = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            s = json.loads(line)
+            turns = s["turns"]
+            for i, t in enumerate(turns):
+                lab = t.get("label", "none")
+                if lab not in LABELS or not role_allows(t["role"], lab):
+                    raise ValueError(f"{path}:{n}: turn {i}: label {lab!r} does not fit role {t['role']!r}")
+                items.append({"id": f"{s['id']}-{i}", "modality": s.get("modality", ""),
+                              "context": [{"role": c["role"], "text": c["text"]} for c in turns[max(0, i - context_turns):i]],
+                              "target": {"role": t["role"], "text": t["text"]}, "label": lab,
+                              "cues": {"latency_s": t.get("latency_s"), "interrupts_previous": False}})
+    return items
+
+
+def calm_sessions_rate(sessions: list[tuple[str, tuple[Turn, ...]]], preds: list, cfg: TaggingConfig
+                       ) -> tuple[int, float, float]:  # type: ignore[type-arg]
+    """(false ruptures, minutes, false ruptures per 10 minutes) over several calm sessions."""
+    n = minutes = 0.0
+    for (_, turns), p in zip(sessions, preds):
+        k, m, _ = calm_false_per_10min(turns, p, cfg)
+        n += k
+        minutes += m
+    return int(n), minutes, (n / minutes * 10.0 if minutes else 0.0)
 
 
 def calm_false_per_10min(turns: tuple[Turn, ...], preds, cfg: TaggingConfig) -> tuple[int, float, float]:  # type: ignore[no-untyped-def]
@@ -228,6 +277,8 @@ def main() -> None:
     ap.add_argument("--json", default="", help="write all metrics (with confusion matrices) here")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--subtype-confusion", action="store_true", help="print the full subtype confusion matrix")
+    ap.add_argument("--calm", default=str(ROOT / "models/tagger/data/calm_test.jsonl"),
+                    help="hand-written calm sessions to count false ruptures on (default data/calm_test.jsonl)")
     args = ap.parse_args()
     import torch
 
@@ -252,6 +303,16 @@ def main() -> None:
                 if sum(row):
                     print(f"  {c:<44}" + " ".join(f"{v:3d}" for v in row))
         results[name] = m
+    if args.calm and Path(args.calm).is_file():
+        sessions = load_calm_sessions(Path(args.calm))
+        preds = [clf(turns) for _, turns in sessions]
+        for (sid, turns), p in zip(sessions, preds):
+            k, minutes, rate = calm_false_per_10min(turns, p, conf.tagging)
+            print(f"calm session {sid} ({len(turns)} turns, {minutes:.1f} min): {k} false ruptures")
+        n, minutes, rate = calm_sessions_rate(sessions, preds, conf.tagging)
+        print(f"calm sessions {Path(args.calm).name}: {n} false ruptures in {minutes:.1f} min = {rate:.2f} per 10 min")
+        results["calm_sessions"] = {"file": Path(args.calm).name, "false_ruptures": n, "minutes": minutes,
+                                    "per_10min": rate}
     for pool_name in ("DEV", "HELDOUT"):
         pool = synthetic_pool(pool_name)
         if pool is None:
