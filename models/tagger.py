@@ -10,6 +10,10 @@ Features (the same function, `featurize`, serves training and inference):
 where e() is the L2-normalised mean-pooled MiniLM embedding. The single-turn embeddings are computed once
 per turn and reused as the "previous turn" of the next one, so a session costs two encoder passes per turn.
 
+A head trained with `scripts/train_tagger.py --mode lora` (head.json has a "lora" entry) instead carries
+low-rank adapters for the encoder; they are merged into the verified base weights at load time, and its
+features are [mean-pooled e(context, target) | role one-hot] (`featurize_pairs`, one encoder pass per turn).
+
 Bundled head (models/tagger/): `head.safetensors` (MLP weights), `head.json` (labels, temperature,
 threshold, encoder name, pooling, max_length, context_turns, and the sha256 of head.safetensors, verified
 before loading), `MODEL_CARD.md`. Train it with scripts/train_tagger.py.
@@ -25,7 +29,7 @@ Pluggable model: `TaggingConfig.classifier` may point at
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -351,6 +355,10 @@ class MarkerClassifier:
     def threshold(self) -> float:
         """The threshold in force: the config's when set, else the head's tuned default."""
         return self.cfg.threshold if self.cfg.threshold is not None else self.default_threshold
+
+    def tagging_config(self) -> TaggingConfig:
+        """The tagging config with the threshold in force filled in (what pipeline.tagging.tag_turns needs)."""
+        return replace(self.cfg, threshold=self.threshold)
 
     def logits(self, examples: Sequence[Example]) -> np.ndarray:
         if self.kind in ("head", "lora"):

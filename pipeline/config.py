@@ -187,15 +187,16 @@ class MeasuresConfig:
 @dataclass(frozen=True)
 class TaggingConfig:
     """Rupture/repair tagging (pipeline.tagging, models.tagger). The decision rule is documented in
-    pipeline/tagging.py; defaults were tuned on the dev split carved from the training corpus."""
+    pipeline/tagging.py; defaults were tuned on the dev split (models/tagger/data/dev.jsonl)."""
 
     enabled: bool = True
     # Directory of a trained head (head.json + head.safetensors) or of a transformers
     # sequence-classification model with label_map.json; empty: the bundled head in models/tagger/.
     classifier: str = ""
     # Minimum (cue-adjusted, calibrated) family probability for a rupture event. Raise it for fewer false
-    # alarms, lower it for recall. Default: the bundled head's dev-tuned review threshold (models/tagger/head.json).
-    threshold: float = 0.55
+    # alarms, lower it for recall. None (default): the classifier's own review threshold, for the bundled
+    # head the one tuned on the dev split and the calm dev sessions (models/tagger/head.json "threshold").
+    threshold: float | None = None
     # Separate threshold for repair events; None: same as `threshold`.
     repair_threshold: float | None = None
     # A rupture counts as resolved if a repair by the other party starts within this many seconds after it.

@@ -80,7 +80,7 @@ def analyse_conversation(session_id: str, duration_s: float, turns: tuple[Turn, 
     metrics: dict[str, Any] = dict(measures.metrics)
     if cfg.tagging.enabled and classifier is not None:
         predictions = classifier(turns)
-        tagged = tag_turns(turns, measures.features, predictions, cfg.tagging)
+        tagged = tag_turns(turns, measures.features, predictions, classifier.tagging_config())
         events = tuple(sorted(events + tagged, key=lambda e: (e.start, e.type)))
         metrics["alliance"] = rupture_metrics(tagged)  # rupture/repair counts, resolved/unresolved
         hook("tagging", tagged)

@@ -163,6 +163,9 @@ def decide(role: str, pred: MarkerPrediction, feats: TurnFeatures | None, cfg: T
     adjusted = {f: _shift(fam[f], boosts[f]) for f in candidates}
     best = max(candidates, key=lambda f: adjusted[f])
     thr = cfg.repair_threshold if (best == "repair" and cfg.repair_threshold is not None) else cfg.threshold
+    if thr is None:
+        raise ValueError("tagging.threshold is unresolved: use MarkerClassifier.tagging_config() (the model's "
+                         "tuned threshold) or set a threshold")
     if adjusted[best] >= thr:
         sub, _ = pred.best_subtype(best)
         return Decision(best, sub, adjusted[best], fam[best], boosts[best], tuple(notes))

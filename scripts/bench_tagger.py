@@ -69,7 +69,7 @@ def main() -> None:
     preds = clf(turns)
     t_pred = time.perf_counter() - t1
     t2 = time.perf_counter()
-    events = tag_turns(turns, text_features(turns), preds, cfg)
+    events = tag_turns(turns, text_features(turns), preds, clf.tagging_config())
     t_tag = time.perf_counter() - t2
     total = t_pred + t_tag
     m = rupture_metrics(events)

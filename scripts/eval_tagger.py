@@ -1,14 +1,16 @@
 """Evaluate the rupture/repair tagger on a labelled split (default: the held-out test split).
 
-    .venv/bin/python scripts/eval_tagger.py [--data models/tagger/data/test.jsonl] [--json out.json]
+    .venv/bin/python scripts/eval_tagger.py [--data models/tagger/data/test.jsonl ...] [--calm FILE] [--json out.json]
 
 Runs the same path as the pipeline: MarkerClassifier (calibrated, role-masked probabilities) and the
 pipeline.tagging decision (family threshold + conversational cues from each item's `cues`). Reports
 per-class precision/recall/F1, macro-F1 over {withdrawal, confrontation, repair, none} and over all
 labels (subtypes), subtype accuracy among detected ruptures, family and subtype confusion matrices,
 expected calibration error, and an estimated false-rupture rate for calm sessions: the rate of false
-ruptures on client `none` turns times `--client-turns-per-10min` (25: a 50-minute session has ~250 turns,
-half of them the client's). Both with cues and model-only (cue_weight 0).
+ruptures on client `none` turns times 25 client turns per 10 minutes (a 50-minute session has ~250 turns,
+half of them the client's). Both with cues and model-only (cue_weight 0). Then false ruptures per 10 minutes
+on whole calm sessions (`--calm`, default data/calm_test.jsonl; 2.9 words/s, 0.7 s gaps) and on the calm
+sessions built from the script pools of scripts/make_synthetic_sessions.py.
 """
 
 from __future__ import annotations
@@ -272,7 +274,8 @@ def print_report(m: dict[str, Any], title: str = "") -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(ROOT / "models/tagger/data/test.jsonl"))
+    ap.add_argument("--data", nargs="+", default=[str(ROOT / "models/tagger/data/test.jsonl")],
+                    help="labelled JSONL file(s), scored together (default data/test.jsonl)")
     ap.add_argument("--config", default=None, help="YAML config (tagging section used)")
     ap.add_argument("--json", default="", help="write all metrics (with confusion matrices) here")
     ap.add_argument("--threads", type=int, default=2)
@@ -288,15 +291,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     conf = load_config(args.config)
     clf = MarkerClassifier(conf.tagging, conf.models)
-    items, examples = load_items(Path(args.data), conf.tagging.context_turns)
+    tcfg = clf.tagging_config()  # the threshold in force: the config's, else the model's tuned one
+    items, examples = [], []
+    for path in args.data:
+        it, ex = load_items(Path(path), conf.tagging.context_turns)
+        items += it
+        examples += ex
+    data_name = " + ".join(Path(p).name for p in args.data)
     probs = clf.predict_examples(examples)
     full = np.zeros((len(items), len(LABELS)))
     for j, lab in enumerate(clf.labels):
         full[:, LABELS.index(lab)] = probs[:, j]
     results = {}
-    for name, cfg in (("with cues", conf.tagging), ("model only", replace(conf.tagging, cue_weight=0.0))):
+    for name, cfg in (("with cues", tcfg), ("model only", replace(tcfg, cue_weight=0.0))):
         m = evaluate(items, full, cfg)
-        print_report(m, title=f"{Path(args.data).name}: {name}")
+        print_report(m, title=f"{data_name}: {name}")
         if args.subtype_confusion and name == "with cues":
             sc = m["subtype_confusion"]
             for c, row in zip(sc["classes"], sc["matrix"]):
@@ -307,9 +316,9 @@ def main() -> None:
         sessions = load_calm_sessions(Path(args.calm))
         preds = [clf(turns) for _, turns in sessions]
         for (sid, turns), p in zip(sessions, preds):
-            k, minutes, rate = calm_false_per_10min(turns, p, conf.tagging)
+            k, minutes, rate = calm_false_per_10min(turns, p, tcfg)
             print(f"calm session {sid} ({len(turns)} turns, {minutes:.1f} min): {k} false ruptures")
-        n, minutes, rate = calm_sessions_rate(sessions, preds, conf.tagging)
+        n, minutes, rate = calm_sessions_rate(sessions, preds, tcfg)
         print(f"calm sessions {Path(args.calm).name}: {n} false ruptures in {minutes:.1f} min = {rate:.2f} per 10 min")
         results["calm_sessions"] = {"file": Path(args.calm).name, "false_ruptures": n, "minutes": minutes,
                                     "per_10min": rate}
@@ -318,7 +327,7 @@ def main() -> None:
         if pool is None:
             continue
         turns = calm_session(pool)
-        n, minutes, rate = calm_false_per_10min(turns, clf(turns), conf.tagging)
+        n, minutes, rate = calm_false_per_10min(turns, clf(turns), tcfg)
         print(f"calm synthetic session ({pool_name} pool of make_synthetic_sessions.py, {len(turns)} turns, "
               f"{minutes:.1f} min): {n} false ruptures = {rate:.2f} per 10 min")
         pitems = pool_rupture_items(pool)
@@ -327,7 +336,7 @@ def main() -> None:
         pfull = np.zeros((len(pitems), len(LABELS)))
         for j, lab in enumerate(clf.labels):
             pfull[:, LABELS.index(lab)] = pp[:, j]
-        pm = evaluate(pitems, pfull, conf.tagging)
+        pm = evaluate(pitems, pfull, tcfg)
         print(f"  its rupture lines: recall {pm['rupture_recall']:.2f}, subtype accuracy among detected "
               f"{pm['subtype_accuracy_detected']:.2f}; repair lines: recall {pm['family']['repair']['recall']:.2f}")
         results[f"calm_{pool_name}"] = {"false_ruptures": n, "minutes": minutes, "per_10min": rate,

@@ -13,14 +13,40 @@ import check_tagger_corpus as cc  # noqa: E402
 DATA = ROOT / "models" / "tagger" / "data"
 
 
-def test_both_splits_are_valid_and_disjoint():
-    train, test = cc.check_file(DATA / "train.jsonl"), cc.check_file(DATA / "test.jsonl")
-    assert list(train.errors) == []
-    assert list(test.errors) == []
-    assert train.n_items >= 1500 and test.n_items >= 400
-    assert cc.cross_file_overlaps([train, test]) == []
-    assert cc.subtype_shortfalls([test], 8) == []
-    assert cc.subtype_shortfalls([train], 8) == []
+TRAIN_FILES = [DATA / "train.jsonl", *sorted(DATA.glob("train_hw_*.jsonl"))]
+HELD_OUT_FILES = [DATA / "dev.jsonl", DATA / "test.jsonl", *sorted(DATA.glob("test2_*.jsonl"))]
+
+
+def test_all_splits_are_valid_and_disjoint():
+    train = [cc.check_file(p) for p in TRAIN_FILES]
+    held = [cc.check_file(p) for p in HELD_OUT_FILES]
+    assert len(train) >= 4 and len(held) >= 4  # generated + 3 hand-written; dev, test, test2 a/b
+    for r in train + held:
+        assert list(r.errors) == [], r
+    assert sum(r.n_items for r in train) >= 1500 and sum(r.n_items for r in held) >= 1200
+    # no exchange of a held-out split (dev or a test split) is in a training file or another held-out split
+    for i, h in enumerate(held):
+        for other in train + held[i + 1:]:
+            assert cc.cross_file_overlaps([other, h]) == [], (other.path, h.path)
+    assert cc.subtype_shortfalls(train, 8) == []
+    assert cc.subtype_shortfalls(held[1:2], 8) == []  # test.jsonl alone
+    assert cc.subtype_shortfalls(held[2:], 8) == []  # test2 a+b
+
+
+def test_labelled_sessions_load_as_items():
+    from eval_tagger import load_calm_sessions, session_items
+
+    files = sorted(DATA.glob("sessions_train_*.jsonl"))
+    assert files
+    items = [it for p in files for it in session_items(p)]
+    assert len(items) >= 500
+    assert any(it["label"] != "none" for it in items)
+    assert all(len(it["context"]) <= 3 for it in items)
+    for name in ("calm_dev.jsonl", "calm_test.jsonl"):
+        sessions = load_calm_sessions(DATA / name)
+        assert len(sessions) >= 4
+        for _, turns in sessions:
+            assert len(turns) >= 60 and all(b.start >= a.end for a, b in zip(turns, turns[1:]))
 
 
 def test_validator_rejects_bad_items():

@@ -87,7 +87,7 @@ def test_context_changes_the_reading_of_a_minimal_response(clf):
 def test_scripted_session_tags_rupture_repair_and_no_false_alarms(clf):
     preds = clf(SESSION)
     feats = text_features(SESSION)
-    ev = tag_turns(SESSION, feats, preds, TaggingConfig())
+    ev = tag_turns(SESSION, feats, preds, clf.tagging_config())
     kinds = {(e.type, e.turn_index) for e in ev}
     assert ("rupture", 1) in kinds and ("repair", 2) in kinds
     r = next(e for e in ev if e.turn_index == 1)
@@ -103,7 +103,7 @@ def test_roles_unknown_still_tags(clf):
     preds = clf(unknown)
     for p in preds:
         assert sum(v for _, v in p.probs) == pytest.approx(1.0, abs=1e-5)
-    ev = tag_turns(unknown, text_features(unknown), preds, TaggingConfig())
+    ev = tag_turns(unknown, text_features(unknown), preds, clf.tagging_config())
     assert all("role unknown" in e.evidence for e in ev)
 
 
@@ -154,3 +154,38 @@ def test_pluggable_sequence_classifier(tmp_path):
     (d / "label_map.json").write_text(json.dumps({"calm": "not-a-label"}))
     with pytest.raises(ModelError):
         MarkerClassifier(TaggingConfig(classifier=str(d)), ModelsConfig())
+
+
+def test_lora_merge_equals_adapted_forward():
+    """Merging trained adapters into the base weights gives the adapted layer's output (pure torch, tiny
+    module, no model files); adapters that do not fit are refused."""
+    from models.tagger import LoRALinear, add_lora, lora_state, merge_lora
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential()
+    net.add_module("query", torch.nn.Linear(6, 5))
+    net.add_module("other", torch.nn.Linear(5, 3))
+    base = {k: v.clone() for k, v in net.state_dict().items()}
+    wrapped = add_lora(net, rank=2, alpha=4.0, targets=("query",))
+    assert wrapped == ["query"] and isinstance(net.query, LoRALinear)
+    assert [n for n, p in net.named_parameters() if p.requires_grad] == ["query.lora_A", "query.lora_B"]
+    with torch.no_grad():
+        net.query.lora_B.normal_()  # as if trained (B starts at zero)
+    x = torch.randn(4, 6)
+    with torch.no_grad():
+        adapted = net(x)
+    adapters = lora_state(net)
+    plain = torch.nn.Sequential()
+    plain.add_module("query", torch.nn.Linear(6, 5))
+    plain.add_module("other", torch.nn.Linear(5, 3))
+    plain.load_state_dict(base)
+    with torch.no_grad():
+        before = plain(x)
+    assert merge_lora(plain, adapters, scale=4.0 / 2) == 1
+    with torch.no_grad():
+        merged = plain(x)
+    assert torch.allclose(merged, adapted, atol=1e-5) and not torch.allclose(before, adapted, atol=1e-3)
+    with pytest.raises(ModelError):
+        merge_lora(plain, {"other.lora_A": torch.zeros(2, 6), "other.lora_B": torch.zeros(3, 2)}, 1.0)
+    with pytest.raises(ModelError):
+        merge_lora(plain, {"missing.lora_A": torch.zeros(2, 6), "missing.lora_B": torch.zeros(5, 2)}, 1.0)
