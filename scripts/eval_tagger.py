@@ -280,8 +280,8 @@ def main() -> None:
     ap.add_argument("--json", default="", help="write all metrics (with confusion matrices) here")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--subtype-confusion", action="store_true", help="print the full subtype confusion matrix")
-    ap.add_argument("--calm", default=str(ROOT / "models/tagger/data/calm_test.jsonl"),
-                    help="hand-written calm sessions to count false ruptures on (default data/calm_test.jsonl)")
+    ap.add_argument("--calm", nargs="*", default=[str(ROOT / "models/tagger/data/calm_test.jsonl")],
+                    help="hand-written calm session file(s) to count false ruptures on (default data/calm_test.jsonl)")
     args = ap.parse_args()
     import torch
 
@@ -312,15 +312,17 @@ def main() -> None:
                 if sum(row):
                     print(f"  {c:<44}" + " ".join(f"{v:3d}" for v in row))
         results[name] = m
-    if args.calm and Path(args.calm).is_file():
-        sessions = load_calm_sessions(Path(args.calm))
+    calm_files = [Path(p) for p in args.calm if p]
+    if calm_files:
+        sessions = [s for p in calm_files for s in load_calm_sessions(p)]
         preds = [clf(turns) for _, turns in sessions]
         for (sid, turns), p in zip(sessions, preds):
             k, minutes, rate = calm_false_per_10min(turns, p, tcfg)
             print(f"calm session {sid} ({len(turns)} turns, {minutes:.1f} min): {k} false ruptures")
         n, minutes, rate = calm_sessions_rate(sessions, preds, tcfg)
-        print(f"calm sessions {Path(args.calm).name}: {n} false ruptures in {minutes:.1f} min = {rate:.2f} per 10 min")
-        results["calm_sessions"] = {"file": Path(args.calm).name, "false_ruptures": n, "minutes": minutes,
+        names = " + ".join(p.name for p in calm_files)
+        print(f"calm sessions {names}: {n} false ruptures in {minutes:.1f} min = {rate:.2f} per 10 min")
+        results["calm_sessions"] = {"files": names, "false_ruptures": n, "minutes": minutes,
                                     "per_10min": rate}
     for pool_name in ("DEV", "HELDOUT"):
         pool = synthetic_pool(pool_name)
