@@ -217,7 +217,9 @@ def main() -> None:
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--dropout", type=float, default=None, help="head dropout; default 0.1 (lora) / 0.3 (frozen)")
     ap.add_argument("--role-dropout", type=float, default=0.15)
-    ap.add_argument("--max-false-per-10min", type=float, default=1.0)
+    # half the 1-per-10-minutes target: the calm dev sessions are only ~43 minutes, so their false-alarm
+    # rate is a coarse estimate (a first model tuned to 0.69 on them gave 1.87 on unseen calm sessions)
+    ap.add_argument("--max-false-per-10min", type=float, default=0.5)
     ap.add_argument("--class-weighting", choices=["sqrt", "none"], default="sqrt")
     ap.add_argument("--context-turns", type=int, default=2)
     ap.add_argument("--max-length", type=int, default=128)
