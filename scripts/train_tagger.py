@@ -77,17 +77,21 @@ def fit_temperature(logits: np.ndarray, roles: list[str], y: np.ndarray) -> floa
     return best_t
 
 
+def class_weights(y: np.ndarray, scheme: str) -> torch.Tensor:
+    counts = np.bincount(y, minlength=len(LABELS)).astype(np.float64)
+    if scheme == "sqrt":  # inverse square-root frequency: rare subtypes count more
+        return torch.tensor(np.where(counts > 0, (counts.max() / np.maximum(counts, 1)) ** 0.5, 0.0),
+                            dtype=torch.float32)
+    return torch.ones(len(LABELS))
+
+
 def train_head(X: np.ndarray, y: np.ndarray, roles: list[str], hidden: int, epochs: int, lr: float, wd: float,
                dropout: float, role_dropout: float, seed: int, class_weighting: str = "sqrt") -> MarkerHead:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     head = MarkerHead(X.shape[1], hidden, len(LABELS), dropout)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=wd)
-    counts = np.bincount(y, minlength=len(LABELS)).astype(np.float64)
-    if class_weighting == "sqrt":  # inverse square-root frequency: rare subtypes count more
-        weights = torch.tensor(np.where(counts > 0, (counts.max() / np.maximum(counts, 1)) ** 0.5, 0.0), dtype=torch.float32)
-    else:
-        weights = torch.ones(len(LABELS))
+    weights = class_weights(y, class_weighting)
     masks = np.stack([role_mask(r) for r in roles])
     all_mask = np.ones(len(LABELS), dtype=bool)
     Xt = torch.from_numpy(X)
@@ -131,14 +135,6 @@ def load_many(paths: list[Path], context_turns: int) -> tuple[list[dict], list]:
         items += it
         examples += ex
     return items, examples
-
-
-def class_weights(y: np.ndarray, scheme: str) -> torch.Tensor:
-    counts = np.bincount(y, minlength=len(LABELS)).astype(np.float64)
-    if scheme == "sqrt":  # inverse square-root frequency: rare subtypes count more
-        return torch.tensor(np.where(counts > 0, (counts.max() / np.maximum(counts, 1)) ** 0.5, 0.0),
-                            dtype=torch.float32)
-    return torch.ones(len(LABELS))
 
 
 def train_lora(enc: TextEncoder, examples: list, y: np.ndarray, args: argparse.Namespace) -> MarkerHead:  # type: ignore[type-arg]
