@@ -102,19 +102,17 @@ class TextEncoder:
         order = np.argsort(lengths, kind="stable")  # batch similar lengths together: less padding
         for s in range(0, n, batch_size):
             idx = order[s:s + batch_size]
-            a = [firsts[i] or " " for i in idx]
-            b = [seconds[i] or " " for i in idx] if seconds else None
-            enc = self.tokenizer(a, b, padding=True, truncation=True, max_length=self.max_length,
-                                 return_tensors="pt")
+            enc = self.tokenize([firsts[i] for i in idx], [seconds[i] for i in idx] if seconds else None)
             pooled = mean_pool(self.model, enc)
             if normalise:
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
             out[idx] = pooled.numpy()
         return out
 
-    def tokenize_pairs(self, firsts: list[str], seconds: list[str]) -> dict[str, torch.Tensor]:
-        return self.tokenizer([a or " " for a in firsts], [b or " " for b in seconds], padding=True,
-                              truncation=True, max_length=self.max_length, return_tensors="pt")
+    def tokenize(self, firsts: list[str], seconds: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Padded, truncated model inputs for texts (or text pairs); empty texts become a space."""
+        return self.tokenizer([a or " " for a in firsts], [b or " " for b in seconds] if seconds is not None else None,
+                              padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
 
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         return self._encode(texts, None, batch_size)

@@ -218,14 +218,30 @@ def session_items(path: Path, context_turns: int = 3) -> list[dict]:
     return items
 
 
-def calm_sessions_rate(sessions: list[tuple[str, tuple[Turn, ...]]], preds: list, cfg: TaggingConfig
-                       ) -> tuple[int, float, float]:  # type: ignore[type-arg]
-    """(false ruptures, minutes, false ruptures per 10 minutes) over several calm sessions."""
+def load_many(paths: list[Path], context_turns: int) -> tuple[list[dict], list]:  # type: ignore[type-arg]
+    """Items from corpus files and from labelled whole sessions (files named sessions_*.jsonl)."""
+    items, examples = [], []
+    for p in paths:
+        if p.name.startswith("sessions_"):
+            it, ex = items_to_examples(session_items(p), context_turns)
+        else:
+            it, ex = load_items(p, context_turns)
+        items += it
+        examples += ex
+    return items, examples
+
+
+def calm_sessions_rate(sessions: list[tuple[str, tuple[Turn, ...]]], preds: list, cfg: TaggingConfig,  # type: ignore[type-arg]
+                       per_session: list | None = None) -> tuple[int, float, float]:  # type: ignore[type-arg]
+    """(false ruptures, minutes, false ruptures per 10 minutes) over several calm sessions; each session's
+    (id, turns, false ruptures, minutes) is appended to `per_session` when given."""
     n = minutes = 0.0
-    for (_, turns), p in zip(sessions, preds):
+    for (sid, turns), p in zip(sessions, preds):
         k, m, _ = calm_false_per_10min(turns, p, cfg)
         n += k
         minutes += m
+        if per_session is not None:
+            per_session.append((sid, turns, k, m))
     return int(n), minutes, (n / minutes * 10.0 if minutes else 0.0)
 
 
@@ -292,11 +308,7 @@ def main() -> None:
     conf = load_config(args.config)
     clf = MarkerClassifier(conf.tagging, conf.models)
     tcfg = clf.tagging_config()  # the threshold in force: the config's, else the model's tuned one
-    items, examples = [], []
-    for path in args.data:
-        it, ex = load_items(Path(path), conf.tagging.context_turns)
-        items += it
-        examples += ex
+    items, examples = load_many([Path(p) for p in args.data], conf.tagging.context_turns)
     data_name = " + ".join(Path(p).name for p in args.data)
     probs = clf.predict_examples(examples)
     full = np.zeros((len(items), len(LABELS)))
@@ -315,11 +327,10 @@ def main() -> None:
     calm_files = [Path(p) for p in args.calm if p]
     if calm_files:
         sessions = [s for p in calm_files for s in load_calm_sessions(p)]
-        preds = [clf(turns) for _, turns in sessions]
-        for (sid, turns), p in zip(sessions, preds):
-            k, minutes, rate = calm_false_per_10min(turns, p, tcfg)
-            print(f"calm session {sid} ({len(turns)} turns, {minutes:.1f} min): {k} false ruptures")
-        n, minutes, rate = calm_sessions_rate(sessions, preds, tcfg)
+        per: list = []  # type: ignore[type-arg]
+        n, minutes, rate = calm_sessions_rate(sessions, [clf(turns) for _, turns in sessions], tcfg, per)
+        for sid, turns, k, m in per:
+            print(f"calm session {sid} ({len(turns)} turns, {m:.1f} min): {k} false ruptures")
         names = " + ".join(p.name for p in calm_files)
         print(f"calm sessions {names}: {n} false ruptures in {minutes:.1f} min = {rate:.2f} per 10 min")
         results["calm_sessions"] = {"files": names, "false_ruptures": n, "minutes": minutes,

@@ -35,8 +35,8 @@ import pipeline.offline  # noqa: E402,F401
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from eval_tagger import (calm_session, calm_sessions_rate, evaluate, items_to_examples, load_calm_sessions,  # noqa: E402
-                         load_items, print_report, session_items, synthetic_pool)
+from eval_tagger import (calm_session, calm_sessions_rate, evaluate, load_calm_sessions, load_items,  # noqa: E402
+                         load_many, print_report, synthetic_pool)
 from make_tagger_corpus import template_of  # noqa: E402
 from models.store import resolve, sha256_file  # noqa: E402
 from models.tagger import (HEAD_CONFIG, HEAD_DIR, HEAD_FILE, LORA_TARGETS, MarkerHead, TextEncoder,  # noqa: E402
@@ -85,6 +85,15 @@ def class_weights(y: np.ndarray, scheme: str) -> torch.Tensor:
     return torch.ones(len(LABELS))
 
 
+def drop_roles(rng: np.random.Generator, masks: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
+    """Role dropout for a batch: which items lose their role (the caller zeroes their role one-hot) and the
+    batch's label masks with those items' masks lifted (all labels allowed, as for an unknown role)."""
+    drop = rng.random(len(masks)) < p
+    mb = masks.copy()
+    mb[drop] = True
+    return drop, mb
+
+
 def train_head(X: np.ndarray, y: np.ndarray, roles: list[str], hidden: int, epochs: int, lr: float, wd: float,
                dropout: float, role_dropout: float, seed: int, class_weighting: str = "sqrt") -> MarkerHead:
     torch.manual_seed(seed)
@@ -93,7 +102,6 @@ def train_head(X: np.ndarray, y: np.ndarray, roles: list[str], hidden: int, epoc
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=wd)
     weights = class_weights(y, class_weighting)
     masks = np.stack([role_mask(r) for r in roles])
-    all_mask = np.ones(len(LABELS), dtype=bool)
     Xt = torch.from_numpy(X)
     yt = torch.from_numpy(y)
     n = len(y)
@@ -103,10 +111,8 @@ def train_head(X: np.ndarray, y: np.ndarray, roles: list[str], hidden: int, epoc
         for s in range(0, n, 64):
             idx = perm[s:s + 64]
             xb = Xt[idx].clone()
-            mb = masks[idx].copy()
-            drop = rng.random(len(idx)) < role_dropout  # role unknown: zero the role one-hot, no mask
+            drop, mb = drop_roles(rng, masks[idx], role_dropout)
             xb[torch.from_numpy(drop), -2:] = 0.0
-            mb[drop] = all_mask
             logits = head(xb).masked_fill(~torch.from_numpy(mb), -1e4)
             loss = torch.nn.functional.cross_entropy(logits, yt[idx], weight=weights)
             opt.zero_grad()
@@ -122,19 +128,6 @@ DATA = ROOT / "models/tagger/data"
 def default_train_files() -> list[Path]:
     """The generated corpus plus every hand-written training file and labelled training session next to it."""
     return [DATA / "train.jsonl"] + sorted(DATA.glob("train_hw_*.jsonl")) + sorted(DATA.glob("sessions_train_*.jsonl"))
-
-
-def load_many(paths: list[Path], context_turns: int) -> tuple[list[dict], list]:  # type: ignore[type-arg]
-    """Items from corpus files and from labelled whole sessions (files named sessions_*.jsonl)."""
-    items, examples = [], []
-    for p in paths:
-        if p.name.startswith("sessions_"):
-            it, ex = items_to_examples(session_items(p), context_turns)
-        else:
-            it, ex = load_items(p, context_turns)
-        items += it
-        examples += ex
-    return items, examples
 
 
 def train_lora(enc: TextEncoder, examples: list, y: np.ndarray, args: argparse.Namespace) -> MarkerHead:  # type: ignore[type-arg]
@@ -154,12 +147,10 @@ def train_lora(enc: TextEncoder, examples: list, y: np.ndarray, args: argparse.N
     weights = class_weights(y, args.class_weighting)
     roles = [ex.target[0] for ex in examples]
     masks = np.stack([role_mask(r) for r in roles])
-    all_mask = np.ones(len(LABELS), dtype=bool)
     ctx = [context_string(ex.context) for ex in examples]
     tgt = [ex.target[1] for ex in examples]
     rf = np.asarray([role_features(r) for r in roles], dtype=np.float32)
     yt = torch.from_numpy(y)
-    step = 0
     for ep in range(args.epochs):
         enc.model.train()
         head.train()
@@ -167,20 +158,17 @@ def train_lora(enc: TextEncoder, examples: list, y: np.ndarray, args: argparse.N
         perm = rng.permutation(n)
         for s in range(0, n, bs):
             idx = perm[s:s + bs]
-            tok = enc.tokenize_pairs([ctx[i] for i in idx], [tgt[i] for i in idx])
+            tok = enc.tokenize([ctx[i] for i in idx], [tgt[i] for i in idx])
             pooled = mean_pool(enc.model, tok)
             r = rf[idx].copy()
-            mb = masks[idx].copy()
-            drop = rng.random(len(idx)) < args.role_dropout  # role unknown: zero the role one-hot, no mask
+            drop, mb = drop_roles(rng, masks[idx], args.role_dropout)
             r[drop] = 0.0
-            mb[drop] = all_mask
             logits = head(torch.cat([pooled, torch.from_numpy(r)], dim=1)).masked_fill(~torch.from_numpy(mb), -1e4)
             loss = torch.nn.functional.cross_entropy(logits, yt[idx], weight=weights)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
-            step += 1
             loss_sum += float(loss.detach()) * len(idx)
         print(f"  epoch {ep + 1}/{args.epochs}: loss {loss_sum / n:.4f} ({time.time() - t_ep:.0f} s)", flush=True)
     enc.model.eval()
