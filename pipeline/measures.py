@@ -552,6 +552,13 @@ def _trails_off(word: str) -> bool:
 
 
 _PRONOUNS = ("you", "we", "i", "it", "that", "this", "they", "he", "she", "there", "your")
+_SUBJECTS = ("i", "you", "we", "they", "he", "she")
+
+
+def _is_subject(tok: str) -> bool:
+    """A subject pronoun, alone or contracted ("you're", "i've", "we'd"): after a wh-word it marks a free
+    relative or an embedded clause ("what you're describing", "how I feel"), not an inverted question."""
+    return tok.split("'")[0] in _SUBJECTS
 
 
 def _question_in_progress(text: str) -> bool:
@@ -569,7 +576,9 @@ def _question_in_progress(text: str) -> bool:
         return False
     if toks[0] in ("so", "and", "but", "okay", "ok", "well", "now") and len(toks) > 1:
         toks = toks[1:]
-    if toks[0] in _WH or (toks[0] in _AUX and len(toks) > 1 and toks[1] in _PRONOUNS):
+    if toks[0].split("'")[0] in _WH and not (toks[0] in _WH and len(toks) > 1 and _is_subject(toks[1])):
+        return True  # a wh-question ("what's" is wh + is); "what you're describing is ..." is a free relative
+    if toks[0] in _AUX and len(toks) > 1 and toks[1] in _PRONOUNS:
         return True
     joined = " ".join(toks)
     return any(re.search(rf"\b{re.escape(p)}\b", joined) for p in _INVITE)

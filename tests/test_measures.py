@@ -485,6 +485,24 @@ def test_asr_terminal_overlap_after_question_in_progress():
     assert it.subtype == "successful" and it.speaker == "C"
     assert m2.features[it.turn_index].interrupts_previous
     assert build_turns(words2, ROLES)[it.turn_index].speaker == "C"
+    # a statement that opens with a wh-word and a subject ("what you're describing is ...", a free
+    # relative) is not a question in progress: C cutting in is an interruption, not a terminal overlap
+    words3 = tuple(spread("T", 0, 3.0, "What you're describing is a really common pattern, when")
+                   + [Word(3.0, 3.3, "we", 1.0, "T"), Word(3.3, 3.6, "feel", 1.0, "T")]
+                   + spread("C", 3.6, 7.0, "Actually I already tried something like that."))
+    m3 = measure_conversation(build_turns(words3, ROLES), words3, segs, ROLES, 8.0, CFG)
+    assert [(e.type, e.subtype) for e in of_type(m3, "interruption")] == [("interruption", "successful")]
+
+
+def test_question_in_progress_wh_questions_and_free_relatives():
+    from pipeline.measures import _question_in_progress
+
+    assert _question_in_progress("What do you think made the")
+    assert _question_in_progress("Okay. What's been going on for")
+    assert _question_in_progress("Why's that")
+    assert not _question_in_progress("What you're describing is a really common pattern, when we feel")
+    assert not _question_in_progress("So how I see it is")
+    assert not _question_in_progress("I went home. Then I")
 
 
 def test_simultaneous_start_is_an_overlap_not_an_interruption():
