@@ -37,11 +37,12 @@ from pyannote.audio import Model, Pipeline
 from pyannote.audio.core.plda import PLDA
 from pyannote.audio.pipelines import SpeakerDiarization
 
-from models.campplus import WEIGHTS_FILE, CampplusEmbedding
+from models.campplus import WEIGHTS_FILE, CampplusEmbedding, fbank
 from models.store import resolve
 from pipeline.config import DiarizationConfig, ModelsConfig
 from pipeline.errors import ModelError, SessionError
 from pipeline.records import Audio, Diarization, ModelInfo, Segment
+from pipeline.speaker_refine import recluster, relabel, segment_spans
 
 # Agglomerative clustering of CAM++ chunk embeddings (cosine distance in [0, 2]). Tuned on synthetic
 # two/three-voice flite sessions (scripts/eval_diarization.py --tune); see the module docstring.
@@ -229,4 +230,35 @@ class Diarizer:
                 exclusive = overlapping
         else:  # a legacy pipeline returns a bare Annotation
             overlapping = exclusive = output
-        return annotations_to_diarization(overlapping, exclusive, method="pyannote", duration=audio.duration_s)
+        diar = annotations_to_diarization(overlapping, exclusive, method="pyannote", duration=audio.duration_s)
+        if self.cfg.refine_segments and isinstance(model, CampplusEmbedding):
+            known = num_speakers if num_speakers is not None else (
+                min_speakers if min_speakers is not None and min_speakers > len(diar.speakers) else None)
+            diar = self.refine(audio.mono, diar, model, num_speakers=known)
+        return diar
+
+    def refine(self, mono: np.ndarray, diar: Diarization, model: CampplusEmbedding,
+               num_speakers: int | None = None) -> Diarization:
+        """Second pass (pipeline/speaker_refine.py): re-cluster whole segments on CAM++ embeddings of their
+        overlap-free speech, into `num_speakers` clusters when the count is known."""
+        spans = segment_spans(diar)
+        index, embeddings, weights, old = [], [], [], []
+        sr = 16000
+        with torch.inference_mode():
+            for i, (seg, parts) in enumerate(zip(diar.overlapping, spans)):
+                dur = sum(e - s for s, e in parts)
+                if dur < self.cfg.refine_min_segment_s:
+                    continue
+                x = np.concatenate([mono[int(s * sr):int(e * sr)] for s, e in parts]).astype(np.float32)
+                feats = fbank(torch.from_numpy(x))
+                embeddings.append(model.encoder(feats.unsqueeze(0))[0].numpy())
+                index.append(i)
+                weights.append(dur)
+                old.append(seg.speaker)
+        if len(index) < 2:
+            return diar
+        labels = recluster(np.stack(embeddings), weights, old, min_cluster_s=self.cfg.refine_min_cluster_s,
+                           num_speakers=num_speakers)
+        if labels is None:
+            return diar
+        return relabel(diar, dict(zip(index, labels)))

@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/eval_diarization.py            # evaluate (pyannote sample, stereo clip, demo)
     .venv/bin/python scripts/eval_diarization.py --tune     # clustering grid on synthetic flite sessions
+    .venv/bin/python scripts/eval_diarization.py --synthetic DIR [DIR ...]   # first vs second pass DER
 
 Evaluation sets (none of them used for tuning):
 - the pyannote.audio sample (`pyannote/audio/sample/sample.wav` + `sample.rttm`, 30 s, two real speakers
@@ -225,11 +226,60 @@ def tune(cfg: DiarizationConfig) -> None:
     print(f"best: method={best[1]} threshold={best[2]} min_cluster_size={best[3]} mean DER {100 * best[0]:.2f}%")
 
 
+def synthetic(cfg: DiarizationConfig, dirs: list[Path], min_segment_s: list[float]) -> None:
+    """First pass vs second pass (pipeline/speaker_refine.py) DER on synthetic sessions (`*.flac` with
+    `*.rttm` and `*_truth.json` from scripts/make_synthetic_sessions.py), with the session's true number of
+    speakers as the manifest would give it. The first pass runs once per session; the second pass is
+    repeated for each `min_segment_s` value."""
+    import json
+    from dataclasses import replace
+
+    from models.diarizer import Diarizer
+
+    diarizer = Diarizer(replace(cfg, refine_segments=False), ModelsConfig())
+    model = diarizer._pipeline._embedding.model_
+    rows: list[tuple[str, bool, float, list[float]]] = []
+    for path in sorted(p for d in dirs for p in Path(d).glob("*.flac")):
+        truth = json.loads(path.with_name(path.stem + "_truth.json").read_text())
+        voices = [s["voice"] for s in truth["speakers"]]
+        male_pair = all(v != "slt" for v in voices)
+        ref = read_rttm(path.with_suffix(".rttm"))
+        audio = load_audio_file(path)
+        first = diarizer(audio, num_speakers=len(voices))
+        base = diarization_error_rate(ref, first.overlapping)["der"]
+        refined = []
+        for m in min_segment_s:
+            diarizer.cfg = replace(diarizer.cfg, refine_segments=True, refine_min_segment_s=m)
+            second = diarizer.refine(audio.mono, first, model, num_speakers=len(voices))
+            refined.append(diarization_error_rate(ref, second.overlapping)["der"])
+        rows.append((path.stem, male_pair, base, refined))
+        print(f"{path.stem:34s} {'+'.join(voices):8s} first pass {100 * base:5.1f}%  second pass "
+              + "  ".join(f"(min {m} s) {100 * d:5.1f}%" for m, d in zip(min_segment_s, refined)), flush=True)
+
+    def summary(name: str, ders: list[float]) -> str:
+        a = np.array(ders)
+        return (f"{name}: mean {100 * a.mean():.2f}%, median {100 * np.median(a):.2f}%, "
+                f"over 10%: {(a > 0.10).sum()}/{len(a)}")
+
+    for label, keep in (("all", lambda r: True), ("male-male pairs", lambda r: r[1])):
+        sel = [r for r in rows if keep(r)]
+        if not sel:
+            continue
+        print(f"{label} ({len(sel)} sessions)")
+        print("  " + summary("first pass", [r[2] for r in sel]))
+        for i, m in enumerate(min_segment_s):
+            print("  " + summary(f"second pass, min segment {m} s", [r[3][i] for r in sel]))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tune", action="store_true", help="clustering grid on synthetic flite sessions")
     ap.add_argument("--step", type=float, default=None, help="segmentation step (fraction of the window)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
+    ap.add_argument("--synthetic", type=Path, nargs="+", metavar="DIR",
+                    help="first vs second pass DER on synthetic sessions in DIR (make_synthetic_sessions.py)")
+    ap.add_argument("--min-segment", type=float, nargs="+", default=[1.0, 0.7, 0.5],
+                    help="second-pass refine_min_segment_s values to compare (with --synthetic)")
     args = ap.parse_args(argv)
     kw = {}
     if args.step is not None:
@@ -237,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         kw["torch_threads"] = args.threads
     cfg = DiarizationConfig(**kw)
-    if args.tune:
+    if args.synthetic:
+        synthetic(cfg, args.synthetic, args.min_segment)
+    elif args.tune:
         tune(cfg)
     else:
         evaluate(cfg)
