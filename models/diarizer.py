@@ -15,6 +15,12 @@ How the pipeline is built (pyannote.audio 4.0.7, see its pipelines/speaker_diari
 - PLDA: the constructor always loads one (`plda=None` raises), but only VBx clustering uses it.
   `get_plda()` returns any `PLDA` instance as is, so an inert `_UnusedPLDA` subclass (no files, no
   download) is passed; agglomerative clustering never calls it.
+- second pass (`cfg.refine_segments`, on by default with CAM++): every segment with at least
+  `cfg.refine_min_segment_s` of overlap-free speech is embedded whole with CAM++ and the segments are
+  re-clustered (pipeline/speaker_refine.py), into the known number of speakers when the manifest or the
+  config gives one. It fixes what chunk-level clustering cannot: two alike voices sharing one chunk-local
+  speaker (the short questions of one male flite voice labelled as the other's answers). Measured with
+  `scripts/eval_diarization.py --synthetic` (see the README).
 
 Clustering hyper-parameters for CAM++ (CAMPPLUS_CLUSTERING) were tuned on synthetic flite sessions made by
 scripts/eval_diarization.py --tune (two and three voices, different text from the demo session); see the
