@@ -25,6 +25,7 @@ This module re-clusters the diarization's segments on such embeddings:
 
 from __future__ import annotations
 
+import bisect
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -55,10 +56,16 @@ def segment_spans(diar: Diarization, min_piece_s: float = 0.1) -> list[list[Span
     """For each segment of `diar.overlapping` (same order), its parts where no other speaker is active,
     each at least `min_piece_s` long."""
     segs = diar.overlapping
+    by_start = sorted(range(len(segs)), key=lambda i: segs[i].start)
+    starts = [segs[i].start for i in by_start]
+    longest = max((s.duration for s in segs), default=0.0)
     out: list[list[Span]] = []
     for seg in segs:
-        others = sorted((o.start, o.end) for o in segs if o.speaker != seg.speaker and o.end > seg.start
-                        and o.start < seg.end)
+        # candidates start before seg.end and no earlier than seg.start - longest (else they end before it)
+        lo = bisect.bisect_left(starts, seg.start - longest)
+        hi = bisect.bisect_left(starts, seg.end)
+        others = sorted((segs[i].start, segs[i].end) for i in by_start[lo:hi]
+                        if segs[i].speaker != seg.speaker and segs[i].end > seg.start)
         out.append([(s, e) for s, e in _subtract(seg.start, seg.end, others) if e - s >= min_piece_s])
     return out
 

@@ -236,7 +236,8 @@ def synthetic(cfg: DiarizationConfig, dirs: list[Path], min_segment_s: list[floa
 
     from models.diarizer import Diarizer
 
-    diarizer = Diarizer(replace(cfg, refine_segments=False), ModelsConfig())
+    first_cfg = replace(cfg, refine_segments=False)
+    diarizer = Diarizer(first_cfg, ModelsConfig())
     model = diarizer._pipeline._embedding.model_
     rows: list[tuple[str, bool, float, list[float]]] = []
     for path in sorted(p for d in dirs for p in Path(d).glob("*.flac")):
@@ -245,6 +246,7 @@ def synthetic(cfg: DiarizationConfig, dirs: list[Path], min_segment_s: list[floa
         male_pair = all(v != "slt" for v in voices)
         ref = read_rttm(path.with_suffix(".rttm"))
         audio = load_audio_file(path)
+        diarizer.cfg = first_cfg
         first = diarizer(audio, num_speakers=len(voices))
         base = diarization_error_rate(ref, first.overlapping)["der"]
         refined = []
