@@ -28,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pipeline.offline  # noqa: F401  (offline / no-telemetry variables before any ML import)
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -333,6 +334,13 @@ class CampplusEmbedding(Model):  # type: ignore[misc]
         if self._cached_frames is None:
             self._cached_frames = self.encoder.frames(feats.unsqueeze(0)).detach()
         return self._cached_frames
+
+    def embed_waveform(self, waveform: np.ndarray) -> np.ndarray:
+        """The CAM++ embedding (192,) of one whole mono 16 kHz waveform (N,), e.g. one speaker's segment.
+        Uncached; no gradients."""
+        with torch.inference_mode():
+            feats = fbank(torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32)))
+            return self.encoder(feats.unsqueeze(0))[0].numpy()
 
     def _embed_row(self, waveform: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor | None:
         if weights is None:

@@ -43,7 +43,7 @@ from pyannote.audio import Model, Pipeline
 from pyannote.audio.core.plda import PLDA
 from pyannote.audio.pipelines import SpeakerDiarization
 
-from models.campplus import WEIGHTS_FILE, CampplusEmbedding, fbank
+from models.campplus import SAMPLE_RATE, WEIGHTS_FILE, CampplusEmbedding
 from models.store import resolve
 from pipeline.config import DiarizationConfig, ModelsConfig
 from pipeline.errors import ModelError, SessionError
@@ -247,20 +247,16 @@ class Diarizer:
                num_speakers: int | None = None) -> Diarization:
         """Second pass (pipeline/speaker_refine.py): re-cluster whole segments on CAM++ embeddings of their
         overlap-free speech, into `num_speakers` clusters when the count is known."""
-        spans = segment_spans(diar)
         index, embeddings, weights, old = [], [], [], []
-        sr = 16000
-        with torch.inference_mode():
-            for i, (seg, parts) in enumerate(zip(diar.overlapping, spans)):
-                dur = sum(e - s for s, e in parts)
-                if dur < self.cfg.refine_min_segment_s:
-                    continue
-                x = np.concatenate([mono[int(s * sr):int(e * sr)] for s, e in parts]).astype(np.float32)
-                feats = fbank(torch.from_numpy(x))
-                embeddings.append(model.encoder(feats.unsqueeze(0))[0].numpy())
-                index.append(i)
-                weights.append(dur)
-                old.append(seg.speaker)
+        for i, (seg, parts) in enumerate(zip(diar.overlapping, segment_spans(diar))):
+            dur = sum(e - s for s, e in parts)
+            if dur < self.cfg.refine_min_segment_s:
+                continue
+            x = np.concatenate([mono[int(s * SAMPLE_RATE):int(e * SAMPLE_RATE)] for s, e in parts])
+            embeddings.append(model.embed_waveform(x))
+            index.append(i)
+            weights.append(dur)
+            old.append(seg.speaker)
         if len(index) < 2:
             return diar
         labels = recluster(np.stack(embeddings), weights, old, min_cluster_s=self.cfg.refine_min_cluster_s,

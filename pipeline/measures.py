@@ -365,6 +365,20 @@ _WH = ("what", "why", "how", "when", "where", "who", "whom", "whose", "which")
 _AUX = ("do", "does", "did", "are", "is", "was", "were", "can", "could", "would", "will", "should", "have",
         "has", "had", "may", "might", "shall", "am", "isn't", "aren't", "don't", "doesn't", "didn't",
         "won't", "wouldn't", "can't", "couldn't", "haven't", "hasn't")
+_SUBJECTS = ("i", "you", "we", "they", "he", "she")
+
+
+def _opens_wh_question(toks: Sequence[str], i: int) -> bool:
+    """Does a wh-question start at token i? A wh-word, or one contracted with "is"/"has" ("what's"), but
+    not a wh-word followed by a subject pronoun, alone or contracted ("what you're describing is ...",
+    "how I see it"): that is a free relative or an embedded clause, not an inverted question."""
+    w = toks[i]
+    if w.split("'")[0] not in _WH:
+        return False
+    nxt = toks[i + 1] if i + 1 < len(toks) else ""
+    return not (w in _WH and nxt.split("'")[0] in _SUBJECTS)
+
+
 _INVITE = (
     "tell me", "say more", "talk about", "talk more", "tell us", "walk me through", "i wonder", "i'm wondering",
     "im wondering", "i was wondering", "help me understand", "describe", "what's that like", "whats that like",
@@ -411,7 +425,7 @@ def is_question_or_invitation(text: str) -> bool:
             continue
         w0 = toks[i]
         w1 = toks[i + 1] if i + 1 < len(toks) else ""
-        if w0 in _WH and (has_punct or i + 1 < len(toks)):
+        if _opens_wh_question(toks, i) and (has_punct or i + 1 < len(toks)):
             return True
         if w0 in _AUX and w1 in ("you", "we", "i", "it", "that", "this", "they", "he", "she", "there", "your"):
             return True
@@ -552,13 +566,6 @@ def _trails_off(word: str) -> bool:
 
 
 _PRONOUNS = ("you", "we", "i", "it", "that", "this", "they", "he", "she", "there", "your")
-_SUBJECTS = ("i", "you", "we", "they", "he", "she")
-
-
-def _is_subject(tok: str) -> bool:
-    """A subject pronoun, alone or contracted ("you're", "i've", "we'd"): after a wh-word it marks a free
-    relative or an embedded clause ("what you're describing", "how I feel"), not an inverted question."""
-    return tok.split("'")[0] in _SUBJECTS
 
 
 def _question_in_progress(text: str) -> bool:
@@ -576,8 +583,8 @@ def _question_in_progress(text: str) -> bool:
         return False
     if toks[0] in ("so", "and", "but", "okay", "ok", "well", "now") and len(toks) > 1:
         toks = toks[1:]
-    if toks[0].split("'")[0] in _WH and not (toks[0] in _WH and len(toks) > 1 and _is_subject(toks[1])):
-        return True  # a wh-question ("what's" is wh + is); "what you're describing is ..." is a free relative
+    if _opens_wh_question(toks, 0):
+        return True
     if toks[0] in _AUX and len(toks) > 1 and toks[1] in _PRONOUNS:
         return True
     joined = " ".join(toks)

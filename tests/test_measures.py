@@ -503,6 +503,9 @@ def test_question_in_progress_wh_questions_and_free_relatives():
     assert not _question_in_progress("What you're describing is a really common pattern, when we feel")
     assert not _question_in_progress("So how I see it is")
     assert not _question_in_progress("I went home. Then I")
+    # the same rule in the turn-level detector (roles, minimal responses)
+    assert is_question_or_invitation("What's been hardest this week")
+    assert not is_question_or_invitation("What you're describing is a really common pattern.")
 
 
 def test_simultaneous_start_is_an_overlap_not_an_interruption():
