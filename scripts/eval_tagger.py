@@ -20,7 +20,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,20 +36,24 @@ from pipeline.tagging import FAMILIES, LABELS, MarkerPrediction, decide, family_
 CLIENT_TURNS_PER_10MIN = 25.0
 
 
+def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed object) for each non-blank line of a JSON Lines file."""
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                yield n, json.loads(line)
+
+
 def load_items(path: Path, context_turns: int = 2) -> tuple[list[dict], list[Any]]:
 
     items = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            it = json.loads(line)
-            lab, role = it["label"], it["target"]["role"]
-            if lab not in LABELS:
-                raise ValueError(f"{path}:{n}: unknown label {lab!r}")
-            if not role_allows(role, lab) or role not in ("client", "therapist"):
-                raise ValueError(f"{path}:{n}: label {lab!r} does not fit role {role!r}")
-            items.append(it)
+    for n, it in read_jsonl(path):
+        lab, role = it["label"], it["target"]["role"]
+        if lab not in LABELS:
+            raise ValueError(f"{path}:{n}: unknown label {lab!r}")
+        if not role_allows(role, lab) or role not in ("client", "therapist"):
+            raise ValueError(f"{path}:{n}: label {lab!r} does not fit role {role!r}")
+        items.append(it)
     return items_to_examples(items, context_turns)
 
 
@@ -188,33 +192,23 @@ def timed_turns(lines: list[tuple[str, str]]) -> tuple[Turn, ...]:
 def load_calm_sessions(path: Path) -> list[tuple[str, tuple[Turn, ...]]]:
     """Hand-written calm sessions (JSON Lines: {"id", "modality", "description", "turns": [{"role", "text"}]})
     as (id, timed turns)."""
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                s = json.loads(line)
-                out.append((s["id"], timed_turns([(t["role"], t["text"]) for t in s["turns"]])))
-    return out
+    return [(s["id"], timed_turns([(t["role"], t["text"]) for t in s["turns"]])) for _, s in read_jsonl(path)]
 
 
 def session_items(path: Path, context_turns: int = 3) -> list[dict]:
     """Corpus items (the load_items format) from labelled whole sessions (JSON Lines: {"id", "modality",
     "turns": [{"role", "text", "label", "latency_s"?}]}): one item per turn, with the turns before it as context."""
     items = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            s = json.loads(line)
-            turns = s["turns"]
-            for i, t in enumerate(turns):
-                lab = t.get("label", "none")
-                if lab not in LABELS or not role_allows(t["role"], lab):
-                    raise ValueError(f"{path}:{n}: turn {i}: label {lab!r} does not fit role {t['role']!r}")
-                items.append({"id": f"{s['id']}-{i}", "modality": s.get("modality", ""),
-                              "context": [{"role": c["role"], "text": c["text"]} for c in turns[max(0, i - context_turns):i]],
-                              "target": {"role": t["role"], "text": t["text"]}, "label": lab,
-                              "cues": {"latency_s": t.get("latency_s"), "interrupts_previous": False}})
+    for n, s in read_jsonl(path):
+        turns = s["turns"]
+        for i, t in enumerate(turns):
+            lab = t.get("label", "none")
+            if lab not in LABELS or not role_allows(t["role"], lab):
+                raise ValueError(f"{path}:{n}: turn {i}: label {lab!r} does not fit role {t['role']!r}")
+            items.append({"id": f"{s['id']}-{i}", "modality": s.get("modality", ""),
+                          "context": [{"role": c["role"], "text": c["text"]} for c in turns[max(0, i - context_turns):i]],
+                          "target": {"role": t["role"], "text": t["text"]}, "label": lab,
+                          "cues": {"latency_s": t.get("latency_s"), "interrupts_previous": False}})
     return items
 
 
