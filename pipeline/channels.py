@@ -16,6 +16,11 @@ Pure function (numpy only). Steps:
    the level difference averaged over the overlapped frames within stereo_overlap_smoothing_s (so that it
    does not flicker).
 
+Transcription (`gate_to_speech`, `words_in_speech`): each channel is transcribed on its own, muted
+outside its speaker's speech, and keeps only the words that lie mostly inside that speech. A close-talk
+microphone also picks up the other speaker (crosstalk, typically 10-25 dB down), and Whisper transcribes
+that faint speech as readily as the loud one.
+
 Returns None when the path does not apply, so the caller falls back to pyannote on the mono mix: not
 exactly two channels, no speech at all, or channels that are not separated. Separation is
 min over the two channels of the median level advantage (dB) of that channel over the other in the speech
@@ -26,10 +31,13 @@ to two channels gives 0 dB, a gain-scaled copy 0 dB too (one channel is never th
 
 from __future__ import annotations
 
+import bisect
+from typing import Sequence
+
 import numpy as np
 
 from pipeline.config import DiarizationConfig
-from pipeline.records import Audio, Diarization, Segment
+from pipeline.records import Audio, Diarization, Segment, Word
 
 SPEAKERS = ("ch0", "ch1")
 _EPS = 1e-10
@@ -85,6 +93,46 @@ def _segments(mask: np.ndarray, speaker: str, hop_s: float, offset_s: float, dur
         if end > start:
             out.append(Segment(start, end, speaker))
     return out
+
+
+def _padded(segments: Sequence[Segment], pad_s: float) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for s in sorted(segments, key=lambda s: s.start):
+        lo, hi = max(0.0, s.start - pad_s), s.end + pad_s
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def gate_to_speech(samples: np.ndarray, sample_rate: int, segments: Sequence[Segment], pad_s: float) -> np.ndarray:
+    """A copy of one channel's samples, zero outside `segments` (its speaker's speech) widened by `pad_s` on
+    each side, so that the ASR does not hear the other speaker's crosstalk in this speaker's silences."""
+    x = np.asarray(samples)
+    out = np.zeros_like(x)
+    for lo, hi in _padded(segments, pad_s):
+        a, b = int(round(lo * sample_rate)), min(x.shape[-1], int(round(hi * sample_rate)))
+        out[..., a:b] = x[..., a:b]
+    return out
+
+
+def words_in_speech(words: Sequence[Word], segments: Sequence[Segment], pad_s: float) -> list[Word]:
+    """The words that lie at least half inside `segments` widened by `pad_s` (a crosstalk word the gate let
+    through at the edge of the speaker's speech lies mostly outside it); a zero-length word by its time."""
+    spans = _padded(segments, pad_s)
+    starts = [lo for lo, _ in spans]
+    kept = []
+    for w in words:
+        i = max(0, bisect.bisect_right(starts, w.start) - 1)
+        near = [(lo, hi) for lo, hi in spans[i:] if lo <= max(w.end, w.start)]
+        if w.end <= w.start:
+            ok = any(lo <= w.start <= hi for lo, hi in near)
+        else:
+            ok = sum(max(0.0, min(hi, w.end) - max(lo, w.start)) for lo, hi in near) >= 0.5 * (w.end - w.start)
+        if ok:
+            kept.append(w)
+    return kept
 
 
 def channel_separation_db(levels: np.ndarray, speech: np.ndarray) -> float:

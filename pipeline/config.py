@@ -112,6 +112,10 @@ class DiarizationConfig:
     stereo_min_silence_s: float = 0.3
     stereo_min_speech_s: float = 0.15
     stereo_overlap_smoothing_s: float = 0.5
+    # Each channel is transcribed on its own, muted outside its speaker's speech (padded by this much), and
+    # only words mostly inside that speech are kept: Whisper transcribes the other speaker's crosstalk even
+    # at -20 dB, which put every word on both channels before this gate.
+    stereo_asr_pad_s: float = 0.2
     # torch intra-op threads for diarization. 1 by default: on a 2-core machine shared with other work,
     # 2 threads ran 3-30x slower than 1 (OpenMP threads waiting on a descheduled sibling); measured with
     # 1 thread under load: ~23x real time on the pyannote sample, ~18x on the demo session. Raise it only

@@ -48,8 +48,10 @@ Classification of an incoming burst `b` of speaker B while another speaker A hol
        (backchannel-like bursts never get here).
     6. A stops within `yield_window_s`. Did A reach a likely completion point (`_holder_complete`)?
        If the transcript resolved the overlap, A's last word decides: after a function word ("the",
-       "to", "and", "I" ...) A was cut off; in a punctuated transcript only terminal punctuation marks
-       completion; without punctuation any other word does. Otherwise A's words after the onset are
+       "to", "and", "I" ...) or on an ellipsis or dash A was cut off; in a punctuated transcript only
+       terminal punctuation marks completion (from an ASR, only when A stops within `terminal_overlap_s`
+       of the onset: Whisper closes a cut-off phrase with a period); without punctuation any other word
+       does. Otherwise A's words after the onset are
        unreliable, and the clean words before it decide: a question or invitation, finished or in
        progress (its end is projectable: Jefferson 1984), is a completion point; so is a sentence end
        (terminal punctuation, not an ellipsis or dash, not on a function word) when A stops within
@@ -525,12 +527,15 @@ def _backchannel_like(b: _Burst, b_words: list[Word], a_words: list[Word], a_ivs
 
 
 def _holder_complete(a_words: list[Word], b_words: list[Word], onset: float, a_remaining: float,
-                     uses_punct: bool, cfg: MeasuresConfig) -> bool:
+                     uses_punct: bool, cfg: MeasuresConfig, asr_words: bool = False) -> bool:
     """Had the holder reached a likely completion point when B came in (A stopping within the yield
     window)?
 
-    - The transcript resolved the overlap (some A word runs at the same time as a B word): A's last word
-      decides (`_complete_unit`).
+    - The transcript resolved the overlap (some A word runs at the same time as a B word, e.g. one
+      transcript per channel): A's last word decides (`_complete_unit`; an ellipsis or dash is a cut-off),
+      and in a punctuated ASR transcript (`asr_words`) a sentence end counts only when A stopped within
+      `terminal_overlap_s` of the onset (the ASR closes a cut-off phrase with a period; a hand-made
+      transcript's period is trusted).
     - Otherwise A's words after the onset are unreliable (a single-stream ASR garbles the overlap and may
       add a period where A was cut off); the clean words before the onset decide: B came in at a
       transition-relevance place if they end a sentence (terminal punctuation, not on a function word),
@@ -543,7 +548,12 @@ def _holder_complete(a_words: list[Word], b_words: list[Word], onset: float, a_r
     simultaneous = any(min(wa.end, wb.end) - max(wa.start, wb.start) > 0.02 and wa.end > onset
                        for wa in a_words for wb in b_words)
     if simultaneous:
-        return _complete_unit(max(a_words, key=lambda w: w.end).text, uses_punct)
+        last = max(a_words, key=lambda w: w.end).text
+        if not _complete_unit(last, uses_punct) or _trails_off(last):
+            return False
+        # from an ASR, a sentence end counts only when the overlap began on A's last word (A stopped within
+        # `terminal_overlap_s`): Whisper closes a cut-off phrase with a period on a per-channel transcript too
+        return not (uses_punct and asr_words) or a_remaining <= cfg.terminal_overlap_s + _EPS
     pre = [w for w in a_words if 0.5 * (w.start + w.end) < onset]
     if not pre:
         return a_remaining <= cfg.terminal_overlap_s + _EPS
@@ -593,7 +603,7 @@ def _question_in_progress(text: str) -> bool:
 
 def _classify_overlaps(
     turns: Sequence[Turn], words: Sequence[Word], segments: Sequence[Segment], roles: Mapping[str, str],
-    cfg: MeasuresConfig,
+    cfg: MeasuresConfig, asr_words: bool = False,
 ) -> list[Event]:
     per = _by_speaker(segments, gap=cfg.merge_gap_s)
     raw = _by_speaker(segments)
@@ -691,7 +701,7 @@ def _classify_overlaps(
         # otherwise A was cut off: a successful interruption when B goes on to hold the floor.
         completion = _holder_complete(index.between(a_spk, a_iv[0] - 0.15, a_stop + 0.15),
                                       index.between(b.speaker, b.start - 0.15, a_stop + 0.15), b.start,
-                                      a_remaining, uses_punct, cfg)
+                                      a_remaining, uses_punct, cfg, asr_words)
         b_after = b.end - a_stop
         if completion:
             events.append(Event(
@@ -789,8 +799,13 @@ def measure_conversation(
     roles: Mapping[str, str],
     duration_s: float,
     cfg: MeasuresConfig,
+    *,
+    asr_words: bool = False,
 ) -> Measures:
-    """All conversation measures of one session (see the module docstring for definitions)."""
+    """All conversation measures of one session (see the module docstring for definitions).
+
+    `asr_words`: the words come from a speech recogniser (the pipeline), whose punctuation after an overlap
+    onset does not mark completion; False for hand-made or corrected transcripts, whose punctuation does."""
     duration = float(duration_s)
     if not segments and turns:
         segments = segments_from_turns(turns)
@@ -832,7 +847,7 @@ def measure_conversation(
             ))
 
     # --- overlaps, interruptions, backchannels --------------------------------------------------------
-    events.extend(_classify_overlaps(turns, words, segments, roles, cfg))
+    events.extend(_classify_overlaps(turns, words, segments, roles, cfg, asr_words))
 
     # --- pauses ------------------------------------------------------------------------------------------
     seg_union = _union((s.start, s.end) for s in segments)

@@ -17,7 +17,8 @@ from typing import Any, Callable, Mapping, Protocol
 
 from pipeline import __version__
 from pipeline.audio import load_audio
-from pipeline.channels import diarize_channels
+from pipeline.channels import SPEAKERS as CHANNEL_SPEAKERS
+from pipeline.channels import diarize_channels, gate_to_speech, words_in_speech
 from pipeline.config import Config, to_dict
 from pipeline.errors import RuptureError, SessionError
 from pipeline.measures import measure_conversation, segments_from_turns, talk_time
@@ -74,7 +75,9 @@ def analyse_conversation(session_id: str, duration_s: float, turns: tuple[Turn, 
                          ) -> SessionRecord:
     """The stages that need no audio (shared by `rupture run` and `rupture tag`)."""
     turns = with_roles(turns, roles)
-    measures = measure_conversation(turns, words or (), segments, roles, duration_s, cfg.measures)
+    # words exist only when this session was transcribed here (`rupture tag` reads a transcript without them)
+    measures = measure_conversation(turns, words or (), segments, roles, duration_s, cfg.measures,
+                                    asr_words=words is not None)
     hook("measures", measures)
     events: tuple[Event, ...] = measures.events
     metrics: dict[str, Any] = dict(measures.metrics)
@@ -221,14 +224,19 @@ def process_session(req: SessionRequest, proc: SessionProcessor, hook: Hook = _n
 def _transcribe(proc: SessionProcessor, audio: Audio, diar: Diarization, channel_path: bool) -> Transcript:
     if not channel_path:
         return proc.transcriber(audio)
-    # Exact path: each channel holds one speaker; transcribe each on its own and label its words.
+    # Exact path: each channel holds one speaker; transcribe each on its own, muted outside its speaker's
+    # speech (crosstalk), and label its words.
     words: list[Word] = []
     language, lang_p = "", 0.0
-    for ch, spk in enumerate(diar.speakers):
-        one = Audio(samples=audio.samples[ch:ch + 1], sample_rate=audio.sample_rate,
-                    source_sample_rate=audio.source_sample_rate, source_channels=1, sha256=audio.sha256)
+    pad = proc.cfg.diarization.stereo_asr_pad_s
+    for spk in diar.speakers:
+        ch = CHANNEL_SPEAKERS.index(spk)
+        own = [s for s in diar.overlapping if s.speaker == spk]
+        one = Audio(samples=gate_to_speech(audio.samples[ch:ch + 1], audio.sample_rate, own, pad),
+                    sample_rate=audio.sample_rate, source_sample_rate=audio.source_sample_rate, source_channels=1,
+                    sha256=audio.sha256)
         t = proc.transcriber(one)
-        words += [Word(w.start, w.end, w.text, w.probability, spk) for w in t.words]
+        words += [Word(w.start, w.end, w.text, w.probability, spk) for w in words_in_speech(t.words, own, pad)]
         if t.language_probability > lang_p:
             language, lang_p = t.language, t.language_probability
     words.sort(key=lambda w: (w.start, w.end))

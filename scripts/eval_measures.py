@@ -223,7 +223,8 @@ def run_output(truth: Mapping[str, Any], session_json: Path, tol: float,
     rec = read_session_json(session_json)
     if recompute is not None:  # re-run the (pure) measures on the stored turns, words and segments
         roles = {s.id: s.role for s in rec.speakers}
-        m = measure_conversation(rec.turns, rec.words or (), rec.segments, roles, rec.duration_s, recompute)
+        m = measure_conversation(rec.turns, rec.words or (), rec.segments, roles, rec.duration_s, recompute,
+                                 asr_words=bool(rec.words))
         segs = rec.segments or tuple(Segment(t.start, t.end, t.speaker) for t in rec.turns)
         return score_session(truth, m.events, m.metrics.get("therapist_share"), segs, tol)
     share = rec.metrics.get("therapist_share") if isinstance(rec.metrics, Mapping) else None

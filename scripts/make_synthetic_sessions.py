@@ -1,6 +1,6 @@
 """Generate scripted, flite-rendered therapy sessions with exact ground truth for evaluation.
 
-    .venv/bin/python scripts/make_synthetic_sessions.py --out DIR --split dev|heldout --n N --seed S
+    .venv/bin/python scripts/make_synthetic_sessions.py --out DIR --split dev|heldout --n N --seed S [--stereo]
 
 Every session is 1-2 minutes of a two-person CBT-style conversation and belongs to one scenario (cycled, so
 any N >= 9 covers all of them):
@@ -19,6 +19,9 @@ any N >= 9 covers all of them):
 The `dev` and `heldout` splits draw on separate script pools (different topics, wording, backchannel
 tokens) so nothing is tuned on heldout; use different seeds for them too. Voices vary per session (the
 therapist is not always the female voice).
+
+`--stereo` renders the same sessions with one channel per speaker (close-talk microphones with -20 dB of
+crosstalk by default), the recording set-up where the pipeline's exact channel path applies.
 
 Writes per session `<id>.flac` + `.rttm` + `.stm` + `_truth.json` + `_transcript.csv` (see synth.py), and
 one `manifest.csv` (CONTRACT manifest, consent true, `therapist` empty, extra columns split/scenario/seed).
@@ -543,6 +546,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset, cycled")
     ap.add_argument("--noise-dbfs", type=float, default=-78.0,
                     help="level of the seeded white noise floor (default -78: near silence; try -45 for a noisy room)")
+    ap.add_argument("--stereo", action="store_true",
+                    help="one channel per speaker (close-talk microphones; the therapist on channel 0 in even-numbered "
+                         "sessions, channel 1 in odd ones); same scripts and truth as the mono mix")
+    ap.add_argument("--crosstalk-db", type=float, default=-20.0,
+                    help="with --stereo: level of each voice on the other speaker's channel (default -20 dB)")
     args = ap.parse_args(argv)
     scenarios = [s for s in args.scenarios.split(",") if s]
     bad = [s for s in scenarios if s not in SCENARIOS]
@@ -555,9 +563,11 @@ def main(argv: list[str] | None = None) -> int:
         sid = f"{args.split}_{args.seed}_{i:03d}_{scenario}"
         rng = np.random.default_rng([args.seed, i, 0 if args.split == "dev" else 1])
         script = build_script(sid, scenario, pool, rng)
-        rendered = render_script(script, seed=int(rng.integers(2**31)), noise_dbfs=args.noise_dbfs)
+        channel_of = ({T: i % 2, C: 1 - i % 2} if args.stereo else None)
+        rendered = render_script(script, seed=int(rng.integers(2**31)), noise_dbfs=args.noise_dbfs,
+                                 channel_of=channel_of, crosstalk_db=args.crosstalk_db)
         meta = {"split": args.split, "scenario": scenario, "seed": args.seed, "index": i,
-                "noise_dbfs": args.noise_dbfs}
+                "noise_dbfs": args.noise_dbfs, "channels": 2 if args.stereo else 1}
         paths = write_session(args.out, rendered, extra=meta)
         rows.append({"audio": paths["audio"].name, "session_id": sid, "consent_recording": "true",
                      "consent_analysis": "true", "consent_date": "2026-11-02", "num_speakers": 2, "therapist": "",
@@ -566,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{sid}: {t.duration_s:.1f} s, therapist share "
               f"{dict(t.talk_time.by_role).get('therapist', 0) / max(1e-9, sum(v for _, v in t.talk_time.by_role)):.2f}, "
               f"{len(t.events)} events", flush=True)
-    manifest = manifest_csv(rows, ("split", "scenario", "seed", "index", "noise_dbfs"))
+    manifest = manifest_csv(rows, ("split", "scenario", "seed", "index", "noise_dbfs", "channels"))
     atomic_write_text(args.out / "manifest.csv", manifest, mode=0o644)
     print(f"wrote {args.n} sessions and {args.out / 'manifest.csv'}")
     return 0

@@ -161,7 +161,7 @@ class Truth:
 
 @dataclass(frozen=True)
 class RenderedSession:
-    audio: np.ndarray = field(repr=False)  # float32 mono at SAMPLE_RATE
+    audio: np.ndarray = field(repr=False)  # float32 at SAMPLE_RATE: (n,) mono or (n, channels)
     truth: Truth
 
 
@@ -485,31 +485,61 @@ def build_truth(script: Script, spans: Sequence[tuple[int, int]], n_samples: int
 
 
 def mix(clips: Sequence[np.ndarray], spans: Sequence[tuple[int, int]], gains_db: Sequence[float], n_samples: int,
-        *, peak: float = 0.7, noise_dbfs: float | None = -78.0, seed: int = 0) -> np.ndarray:
-    """Place clips (each RMS-levelled, then speaker gain), peak-normalise, add a seeded noise floor (pure)."""
-    y = np.zeros(n_samples, dtype=np.float64)
-    for clip, (s, e), g in zip(clips, spans, gains_db):
+        *, peak: float = 0.7, noise_dbfs: float | None = -78.0, seed: int = 0,
+        channels: Sequence[int] | None = None, n_channels: int = 1, crosstalk_db: float = -20.0) -> np.ndarray:
+    """Place clips (each RMS-levelled, then speaker gain), peak-normalise, add a seeded noise floor (pure).
+
+    Mono by default: returns (n_samples,). With `n_channels` > 1, clip i goes to channel `channels[i]` at
+    its level and to every other channel `crosstalk_db` lower (one close-talk microphone per speaker, each
+    picking up the others faintly); returns (n_samples, n_channels), with independent noise per channel."""
+    if n_channels < 1:
+        raise ValueError("n_channels must be at least 1")
+    if n_channels > 1 and (channels is None or len(channels) != len(clips)
+                           or any(not 0 <= c < n_channels for c in channels)):
+        raise ValueError("channels: one channel index in [0, n_channels) per clip")
+    shape = (n_samples,) if n_channels == 1 else (n_samples, n_channels)
+    y = np.zeros(shape, dtype=np.float64)
+    leak = 10 ** (crosstalk_db / 20)
+    for i, (clip, (s, e), g) in enumerate(zip(clips, spans, gains_db)):
         c = clip.astype(np.float64)
         rms = float(np.sqrt(np.mean(c**2))) or 1.0
-        y[s:e] += c * (0.1 / rms) * 10 ** (g / 20)
+        placed = c * (0.1 / rms) * 10 ** (g / 20)
+        if n_channels == 1:
+            y[s:e] += placed
+        else:
+            for ch in range(n_channels):
+                y[s:e, ch] += placed if ch == channels[i] else placed * leak  # type: ignore[index]
     m = float(np.max(np.abs(y))) or 1.0
     y *= peak / m
     if noise_dbfs is not None:
         rng = np.random.default_rng(seed)
-        y += rng.standard_normal(n_samples) * 10 ** (noise_dbfs / 20)
+        y += rng.standard_normal(shape) * 10 ** (noise_dbfs / 20)
     return np.clip(y, -1.0, 1.0).astype(np.float32)
 
 
-def render_script(script: Script, *, seed: int = 0, noise_dbfs: float | None = -78.0, **truth_kw: Any) -> RenderedSession:
-    """Render every line with flite, place, mix and compute the truth (I/O: flite)."""
+def render_script(script: Script, *, seed: int = 0, noise_dbfs: float | None = -78.0,
+                  channel_of: Mapping[str, int] | None = None, crosstalk_db: float = -20.0,
+                  **truth_kw: Any) -> RenderedSession:
+    """Render every line with flite, place, mix and compute the truth (I/O: flite).
+
+    `channel_of` (speaker -> channel index) renders one channel per speaker (close-talk microphones with
+    `crosstalk_db` of leakage, see `mix`); the truth is the same as for the mono mix."""
     for line in script.lines:
         check_text(line.text)
         script.part(line.speaker)
     clips = [render_text(flite_text(said_text(l.text, l.said_words)), script.part(l.speaker).voice) for l in script.lines]
     spans = layout(script, [c.size for c in clips])
     n = max(e for _, e in spans) + int(round(script.tail_s * SAMPLE_RATE))
-    audio = mix(clips, spans, [script.part(l.speaker).gain_db for l in script.lines], n,
-                noise_dbfs=noise_dbfs, seed=seed)
+    gains = [script.part(l.speaker).gain_db for l in script.lines]
+    if channel_of is None:
+        audio = mix(clips, spans, gains, n, noise_dbfs=noise_dbfs, seed=seed)
+    else:
+        missing = sorted({l.speaker for l in script.lines} - set(channel_of))
+        if missing:
+            raise ValueError(f"channel_of: no channel for speaker(s) {', '.join(missing)}")
+        audio = mix(clips, spans, gains, n, noise_dbfs=noise_dbfs, seed=seed,
+                    channels=[channel_of[l.speaker] for l in script.lines],
+                    n_channels=max(channel_of.values()) + 1, crosstalk_db=crosstalk_db)
     return RenderedSession(audio, build_truth(script, spans, n, **truth_kw))
 
 
@@ -593,7 +623,7 @@ def truth_to_dict(truth: Truth, extra: Mapping[str, Any] | None = None) -> dict[
 
 
 def write_session(out_dir: Path, rendered: RenderedSession, extra: Mapping[str, Any] | None = None) -> dict[str, Path]:
-    """Write `<id>.flac` (16 kHz mono PCM_16), `.rttm`, `.stm`, `_truth.json`, `_transcript.csv`."""
+    """Write `<id>.flac` (16 kHz PCM_16, mono or one channel per speaker), `.rttm`, `.stm`, `_truth.json`, `_transcript.csv`."""
     import soundfile as sf
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -33,3 +33,46 @@ def test_no_words_from_silence_with_noise(transcriber, default_config, tmp_path)
     sf.write(p, (rng.standard_normal(16000 * 8) * 0.003).astype("float32"), 16000)
     tr = transcriber(load_audio(p, default_config.audio))
     assert len(tr.words) <= 2, [w.text for w in tr.words]
+
+
+def test_channel_path_keeps_crosstalk_off_the_other_channel(transcriber, default_config):
+    """Two close-talk microphones each pick up the other speaker 20 dB down, and Whisper transcribes that
+    faint speech too. Each channel's words must be its own speaker's only (before the crosstalk gate every
+    word appeared on both channels)."""
+    import os
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pytest
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import synth
+
+    from pipeline.channels import diarize_channels
+    from pipeline.records import Audio
+    from pipeline.session import _transcribe
+
+    if not synth.flite_available() and not os.environ.get("CI"):
+        pytest.skip("Debian flite is not installed (scripts/install_sysdeps.sh)")
+    cast = (synth.Part("T", "therapist", "slt"), synth.Part("C", "client", "rms"))
+    script = synth.Script("xt", cast, (
+        synth.Line("T", "What did you notice when you tried the breathing exercise this week?"),
+        synth.Line("C", "My shoulders dropped and I felt much less tense in the evenings.", gap=0.8),
+        synth.Line("T", "That sounds like a real change for you.", gap=0.8),
+    ))
+    rendered = synth.render_script(script, seed=4, channel_of={"T": 0, "C": 1}, crosstalk_db=-20.0)
+    audio = Audio(np.ascontiguousarray(rendered.audio.T), 16000, 16000, 2, "0" * 64)
+    diar = diarize_channels(audio, default_config.diarization)
+    assert diar is not None
+    proc = SimpleNamespace(transcriber=transcriber, cfg=default_config)
+    words = _transcribe(proc, audio, diar, channel_path=True).words
+    said = {"ch0": set(), "ch1": set()}
+    for u in rendered.truth.utterances:
+        said["ch0" if u.speaker == "T" else "ch1"] |= set(_norm(u.text).split())
+    for ch in ("ch0", "ch1"):
+        heard = [_norm(w.text) for w in words if w.speaker == ch]
+        assert len(heard) >= 8, (ch, heard)
+        foreign = [w for w in heard if w and w not in said[ch]]
+        assert len(foreign) <= 1, (ch, foreign)  # one misheard word at most, no crosstalk sentences

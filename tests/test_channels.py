@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline.channels import channel_separation_db, diarize_channels, frame_levels_db, smooth_activity
 from pipeline.config import DiarizationConfig
-from pipeline.records import Audio
+from pipeline.records import Audio, Segment
 
 SR = 16000
 CFG = DiarizationConfig()
@@ -186,3 +186,31 @@ def test_smooth_activity_properties(mask, min_silence, min_speech):
         assert not out[:first].any() and not out[last + 1:].any()
     else:
         assert not out.any()
+
+
+# ------------------------------------------------------------------------------- crosstalk gate for the ASR
+
+
+def test_gate_to_speech_mutes_outside_padded_speech():
+    from pipeline.channels import gate_to_speech
+
+    x = np.ones((1, SR * 4), dtype=np.float32)
+    segs = [Segment(1.0, 1.5, "ch0"), Segment(1.6, 2.0, "ch0")]  # padded by 0.2 s they merge into 0.8-2.2 s
+    y = gate_to_speech(x, SR, segs, pad_s=0.2)
+    assert y.shape == x.shape and x.all()  # the input is not modified
+    on = np.flatnonzero(y[0])
+    assert on[0] == int(0.8 * SR) and on[-1] == int(2.2 * SR) - 1 and on.size == int(1.4 * SR)
+    assert not gate_to_speech(x, SR, [], pad_s=0.2).any()
+
+
+def test_words_in_speech_keeps_words_mostly_inside():
+    from pipeline.channels import words_in_speech
+    from pipeline.records import Word
+
+    segs = [Segment(1.0, 2.0, "ch0"), Segment(5.0, 6.0, "ch0")]
+    w = lambda s, e, t: Word(s, e, t, 0.9, None)  # noqa: E731
+    words = [w(0.2, 0.5, "before"), w(0.7, 1.1, "edge-in"), w(2.1, 2.6, "edge-out"), w(1.2, 1.5, "inside"),
+             w(3.0, 3.4, "between"), w(5.5, 5.5, "point"), w(6.4, 6.5, "after")]
+    kept = [x.text for x in words_in_speech(words, segs, pad_s=0.2)]
+    # edge-in: 0.3 of 0.4 s inside 0.8-2.2; edge-out: 0.1 of 0.5 s inside
+    assert kept == ["edge-in", "inside", "point"]

@@ -261,3 +261,51 @@ def test_generated_interrupt_session_matches_its_script(tmp_path: Path) -> None:
     assert truth["counts"]["interruption.successful"] == n_cut
     assert truth["counts"].get("overlap.terminal") == 1
     assert 60.0 <= truth["duration_s"] <= 130.0
+
+
+def test_mix_stereo_puts_each_speaker_on_its_own_channel() -> None:
+    sr = synth.SAMPLE_RATE
+    tone = np.sin(2 * np.pi * 200 * np.arange(sr) / sr).astype(np.float32)
+    spans = [(0, sr), (2 * sr, 3 * sr)]
+    y = synth.mix([tone, tone], spans, [0.0, 0.0], 3 * sr, noise_dbfs=None, channels=[0, 1], n_channels=2,
+                  crosstalk_db=-20.0)
+    assert y.shape == (3 * sr, 2)
+    rms = lambda x: float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))  # noqa: E731
+    first, second = y[:sr], y[2 * sr:]
+    assert 20 * np.log10(rms(first[:, 0]) / rms(first[:, 1])) == pytest.approx(20.0, abs=0.1)
+    assert 20 * np.log10(rms(second[:, 1]) / rms(second[:, 0])) == pytest.approx(20.0, abs=0.1)
+    assert not y[sr:2 * sr].any()  # no noise floor asked for: silence stays silent
+    mono = synth.mix([tone, tone], spans, [0.0, 0.0], 3 * sr, noise_dbfs=None)
+    assert mono.shape == (3 * sr,)
+    with pytest.raises(ValueError, match="channel index"):
+        synth.mix([tone, tone], spans, [0.0, 0.0], 3 * sr, channels=[0, 2], n_channels=2)
+
+
+@needs_flite
+def test_stereo_rendering_takes_the_exact_channel_path() -> None:
+    """One channel per speaker: the pipeline's channel path finds each utterance on its speaker's channel,
+    the backchannel laid over the other's speech included (the mono mix hides it from the ASR)."""
+    from pipeline.channels import diarize_channels
+    from pipeline.config import DiarizationConfig
+    from pipeline.records import Audio
+
+    script = Script("st", CAST, (
+        Line("T", "What did you notice when you tried the breathing exercise this week?"),
+        Line("C", "It helped a little. My shoulders dropped and I felt less tense afterwards, at least for a while.",
+             gap=0.6),
+        Line("T", "Mm-hmm.", at=2.0),
+        Line("T", "That is a real change.", gap=0.8),
+    ))
+    rendered = synth.render_script(script, seed=2, channel_of={"T": 1, "C": 0})
+    mono = synth.render_script(script, seed=2)
+    assert rendered.truth == mono.truth and rendered.audio.shape == (mono.audio.size, 2)
+    audio = Audio(np.ascontiguousarray(rendered.audio.T), synth.SAMPLE_RATE, synth.SAMPLE_RATE, 2, "0" * 64)
+    d = diarize_channels(audio, DiarizationConfig())
+    assert d is not None and d.method == "channels"
+    channel = {"T": "ch1", "C": "ch0"}
+    for u in rendered.truth.utterances:
+        own = sum(max(0.0, min(s.end, u.end) - max(s.start, u.start))
+                  for s in d.overlapping if s.speaker == channel[u.speaker])
+        assert own >= 0.8 * u.duration, (u.text, own, u.duration)
+    bc = next(u for u in rendered.truth.utterances if u.text == "Mm-hmm.")
+    assert any(s.speaker == "ch1" and s.start < bc.end and s.end > bc.start for s in d.overlapping)
