@@ -157,6 +157,11 @@ class MeasuresConfig:
     # (Ward & Tsukahara 2000), plus up to ~0.15 s of diarization padding; a 3+ syllable interjection runs
     # longer. Tuned on the synthetic dev split only (0.7 counted one diarized 0.71 s "okay" as an interruption).
     backchannel_unheard_max_s: float = 0.75
+    # Words are evidence only when the recogniser is fairly sure of them: on a close-talk channel Whisper
+    # turns a lone "mm-hmm" into low-probability guesses ("hungry", "I'm fine"). A burst whose trusted words
+    # average a lower probability than this is judged on its length, like an unheard one. Chosen on the dev
+    # split (stereo and mono).
+    backchannel_min_word_probability: float = 0.6
     backchannel_lexicon: tuple[str, ...] = (
         "mm-hmm", "mhm", "mm", "hmm", "uh-huh", "uh huh", "yeah", "yes", "yep", "yup", "right", "okay", "ok",
         "sure", "i see", "exactly", "true", "got it", "alright", "all right", "that's right", "oh", "ah",

@@ -47,12 +47,11 @@ Classification of an incoming burst `b` of speaker B while another speaker A hol
     5. A keeps talking for more than `yield_window_s` after the onset: `interruption`, `unsuccessful`
        (backchannel-like bursts never get here).
     6. A stops within `yield_window_s`. Did A reach a likely completion point (`_holder_complete`)?
-       If the transcript resolved the overlap, A's last word decides: after a function word ("the",
-       "to", "and", "I" ...) or on an ellipsis or dash A was cut off; in a punctuated transcript only
-       terminal punctuation marks completion (from an ASR, only when A stops within `terminal_overlap_s`
-       of the onset: Whisper closes a cut-off phrase with a period); without punctuation any other word
-       does. Otherwise A's words after the onset are
-       unreliable, and the clean words before it decide: a question or invitation, finished or in
+       If a hand-made transcript resolved the overlap, A's last word decides: after a function word
+       ("the", "to", "and", "I" ...) or on an ellipsis or dash A was cut off; in a punctuated transcript
+       only terminal punctuation marks completion; without punctuation any other word does. Otherwise
+       (and always for ASR words, which close cut-off phrases with a period, even with one transcript
+       per channel) A's words after the onset are unreliable, and the clean words before it decide: a question or invitation, finished or in
        progress (its end is projectable: Jefferson 1984), is a completion point; so is a sentence end
        (terminal punctuation, not an ellipsis or dash, not on a function word) when A stops within
        `terminal_overlap_s` of the onset (the overlap began on A's last word; the ASR readily closes a
@@ -518,6 +517,8 @@ def _backchannel_like(b: _Burst, b_words: list[Word], a_words: list[Word], a_ivs
     m = cfg.pause_min_s
     solo = [w for w in b_words if _covered(a_ivs, w.start - m, w.end + m) <= 0.0]
     trusted = b_words if simultaneous else solo
+    if trusted and sum(w.probability for w in trusted) / len(trusted) < cfg.backchannel_min_word_probability:
+        trusted = []  # the recogniser guessed (a lone hum comes out as "hungry" or "I'm fine"): judge the length
     lex_cap = b.dur <= 2.0 * cfg.backchannel_max_s + _EPS
     if trusted:
         return is_backchannel_text(" ".join(w.text for w in trusted), cfg) and lex_cap, trusted
@@ -531,13 +532,11 @@ def _holder_complete(a_words: list[Word], b_words: list[Word], onset: float, a_r
     """Had the holder reached a likely completion point when B came in (A stopping within the yield
     window)?
 
-    - The transcript resolved the overlap (some A word runs at the same time as a B word, e.g. one
-      transcript per channel): A's last word decides (`_complete_unit`; an ellipsis or dash is a cut-off),
-      and in a punctuated ASR transcript (`asr_words`) a sentence end counts only when A stopped within
-      `terminal_overlap_s` of the onset (the ASR closes a cut-off phrase with a period; a hand-made
-      transcript's period is trusted).
-    - Otherwise A's words after the onset are unreliable (a single-stream ASR garbles the overlap and may
-      add a period where A was cut off); the clean words before the onset decide: B came in at a
+    - A hand-made transcript resolved the overlap (some A word runs at the same time as a B word): A's
+      last word decides (`_complete_unit`; an ellipsis or dash is a cut-off).
+    - Otherwise A's words after the onset are unreliable: a single-stream ASR garbles the overlap, and any
+      ASR (`asr_words`), per-channel ones included, closes a phrase that was cut off with a period or a
+      question mark. The clean words before the onset decide: B came in at a
       transition-relevance place if they end a sentence (terminal punctuation, not on a function word),
       or if the sentence in progress is a question or an invitation, whose end the answerer can project
       (Jefferson 1984: terminal overlap).
@@ -547,13 +546,9 @@ def _holder_complete(a_words: list[Word], b_words: list[Word], onset: float, a_r
         return a_remaining <= cfg.terminal_overlap_s + _EPS
     simultaneous = any(min(wa.end, wb.end) - max(wa.start, wb.start) > 0.02 and wa.end > onset
                        for wa in a_words for wb in b_words)
-    if simultaneous:
+    if simultaneous and not asr_words:
         last = max(a_words, key=lambda w: w.end).text
-        if not _complete_unit(last, uses_punct) or _trails_off(last):
-            return False
-        # from an ASR, a sentence end counts only when the overlap began on A's last word (A stopped within
-        # `terminal_overlap_s`): Whisper closes a cut-off phrase with a period on a per-channel transcript too
-        return not (uses_punct and asr_words) or a_remaining <= cfg.terminal_overlap_s + _EPS
+        return _complete_unit(last, uses_punct) and not _trails_off(last)
     pre = [w for w in a_words if 0.5 * (w.start + w.end) < onset]
     if not pre:
         return a_remaining <= cfg.terminal_overlap_s + _EPS

@@ -574,3 +574,37 @@ def test_eval_runs_mode_scores_a_session_json(tmp_path):
     assert row["therapist_share_err_pp"] < 0.1
     # recomputing from the stored turns/words/segments gives the same scores
     assert eval_measures.run_output(truth, path, tol=0.5, recompute=CFG) == row
+
+
+def _channel_words(spk: str, start: float, text: str, step: float = 0.3, p: float = 0.95) -> list[Word]:
+    """Words as a per-channel ASR gives them: one speaker's own timings, punctuation as heard."""
+    return [Word(start + i * step, start + (i + 1) * step, tok, p, spk) for i, tok in enumerate(text.split())]
+
+
+def test_per_channel_asr_period_on_a_cut_off_phrase_is_not_a_completion():
+    """One transcript per channel resolves the overlap, but Whisper closes a phrase that was cut off with a
+    period. From an ASR, the words before the onset decide (as for a single stream); a hand-made transcript's
+    period is trusted."""
+    words = tuple(sorted(_channel_words("T", 0.0, "the thought that you will fail leads to anxiety, the anxiety leads.")
+                         + _channel_words("C", 3.3, "Yes, that's exactly what happened to me on Tuesday."),
+                         key=lambda w: (w.start, w.end)))
+    segs = (Segment(0.0, 3.9, "T"), Segment(3.3, 6.6, "C"))  # C comes in on "anxiety"; T stops 0.6 s later
+    turns = build_turns(words, ROLES)
+    asr = measure_conversation(turns, words, segs, ROLES, 7.0, CFG, asr_words=True)
+    assert [(e.type, e.subtype, e.speaker) for e in of_type(asr, "interruption")] == [
+        ("interruption", "successful", "C")]
+    hand = measure_conversation(turns, words, segs, ROLES, 7.0, CFG)
+    assert [(e.type, e.subtype) for e in hand.events if e.type in ("interruption", "overlap")] == [
+        ("overlap", "terminal")]
+
+
+def test_low_probability_words_in_a_short_burst_are_judged_by_length():
+    """A lone hum on a close-talk channel comes out as low-probability guesses ("hungry"): not evidence of
+    an interruption attempt. The same burst heard clearly as words of a floor claim is one."""
+    t_words = _channel_words("T", 0.0, "so what I would like us to try this week is a short walk every morning.")
+    segs = (Segment(0.0, 4.5, "T"), Segment(2.0, 2.6, "C"))
+    for p, expected in ((0.3, "backchannel"), (0.9, "interruption")):
+        c_words = [Word(2.0, 2.3, "Hang", p, "C"), Word(2.3, 2.6, "on.", p, "C")]
+        words = tuple(sorted(t_words + c_words, key=lambda w: (w.start, w.end)))
+        m = measure_conversation(build_turns(words, ROLES), words, segs, ROLES, 5.0, CFG, asr_words=True)
+        assert [e.type for e in m.events if e.speaker == "C"] == [expected], p
