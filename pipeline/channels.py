@@ -124,13 +124,14 @@ def words_in_speech(words: Sequence[Word], segments: Sequence[Segment], pad_s: f
     starts = [lo for lo, _ in spans]
     kept = []
     for w in words:
-        i = max(0, bisect.bisect_right(starts, w.start) - 1)
-        near = [(lo, hi) for lo, hi in spans[i:] if lo <= max(w.end, w.start)]
-        if w.end <= w.start:
-            ok = any(lo <= w.start <= hi for lo, hi in near)
-        else:
-            ok = sum(max(0.0, min(hi, w.end) - max(lo, w.start)) for lo, hi in near) >= 0.5 * (w.end - w.start)
-        if ok:
+        inside, hit = 0.0, False
+        for j in range(max(0, bisect.bisect_right(starts, w.start) - 1), len(spans)):
+            lo, hi = spans[j]
+            if lo > max(w.start, w.end):
+                break
+            inside += max(0.0, min(hi, w.end) - max(lo, w.start))
+            hit = hit or lo <= w.start <= hi
+        if (inside >= 0.5 * (w.end - w.start)) if w.end > w.start else hit:
             kept.append(w)
     return kept
 

@@ -51,11 +51,11 @@ Classification of an incoming burst `b` of speaker B while another speaker A hol
        ("the", "to", "and", "I" ...) or on an ellipsis or dash A was cut off; in a punctuated transcript
        only terminal punctuation marks completion; without punctuation any other word does. Otherwise
        (and always for ASR words, which close cut-off phrases with a period, even with one transcript
-       per channel) A's words after the onset are unreliable, and the clean words before it decide: a question or invitation, finished or in
-       progress (its end is projectable: Jefferson 1984), is a completion point; so is a sentence end
-       (terminal punctuation, not an ellipsis or dash, not on a function word) when A stops within
-       `terminal_overlap_s` of the onset (the overlap began on A's last word; the ASR readily closes a
-       cut-off phrase with a period). With no words for A, completion means
+       per channel) A's words after the onset are unreliable, and the clean words before it decide: a
+       question or invitation, finished or in progress (its end is projectable: Jefferson 1984), is a
+       completion point; so is a sentence end (terminal punctuation, not an ellipsis or dash, not on a
+       function word) when A stops within `terminal_overlap_s` of the onset (the overlap began on A's last
+       word; the ASR readily closes a cut-off phrase with a period). With no words for A, completion means
        `a_remaining <= terminal_overlap_s`.
        - completion: `overlap`, subtype `terminal`;
        - cut off, and B talks on at least `floor_claim_s` past `a_stop` with a non-backchannel burst:
