@@ -35,27 +35,19 @@ def test_no_words_from_silence_with_noise(transcriber, default_config, tmp_path)
     assert len(tr.words) <= 2, [w.text for w in tr.words]
 
 
-def test_channel_path_keeps_crosstalk_off_the_other_channel(transcriber, default_config):
+def test_channel_path_keeps_crosstalk_off_the_other_channel(transcriber, default_config, flite_synth):
     """Two close-talk microphones each pick up the other speaker 20 dB down, and Whisper transcribes that
     faint speech too. Each channel's words must be its own speaker's only (before the crosstalk gate every
     word appeared on both channels)."""
-    import os
-    import sys
-    from pathlib import Path
     from types import SimpleNamespace
 
     import numpy as np
-    import pytest
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    import synth
 
     from pipeline.channels import diarize_channels
     from pipeline.records import Audio
     from pipeline.session import _transcribe
 
-    if not synth.flite_available() and not os.environ.get("CI"):
-        pytest.skip("Debian flite is not installed (scripts/install_sysdeps.sh)")
+    synth = flite_synth
     cast = (synth.Part("T", "therapist", "slt"), synth.Part("C", "client", "rms"))
     script = synth.Script("xt", cast, (
         synth.Line("T", "What did you notice when you tried the breathing exercise this week?"),

@@ -185,16 +185,12 @@ def test_diarizer_segments_stay_inside_short_audio(diarizer, sample_wave):
             assert 0.0 <= s.start < s.end <= seconds
 
 
-@pytest.mark.skipif(not __import__("shutil").which("flite"), reason="flite not installed")
-def test_diarizer_second_pass_separates_two_male_voices(diarizer):
+def test_diarizer_second_pass_separates_two_male_voices(diarizer, flite_synth):
     """Two male flite voices; one asks short questions between the other's long answers (the pattern the
     first pass mislabels: the segmentation model gives both voices the same chunk-local speaker). After the
     second pass the talk time per speaker is close to the truth."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from synth import Line, Part, Script, render_script
+    Line, Part, Script, render_script = (flite_synth.Line, flite_synth.Part, flite_synth.Script,
+                                         flite_synth.render_script)
 
     answers = (
         "Well, on Monday I went back to the office for the first time in weeks, and it was harder than I thought.",

@@ -7,7 +7,6 @@ when Debian flite is not installed.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -20,9 +19,7 @@ sys.path.insert(0, str(SCRIPTS))
 import synth  # noqa: E402
 from synth import Line, Part, Script, SynthError, Utterance  # noqa: E402
 
-# In CI (CI=true) the CI script installs flite, so a missing flite is a failure there, not a skip.
-needs_flite = pytest.mark.skipif(not synth.flite_available() and not os.environ.get("CI"),
-                                 reason="Debian flite is not installed (scripts/install_sysdeps.sh)")
+needs_flite = pytest.mark.usefixtures("flite_synth")  # skips without flite, except in CI (conftest.py)
 
 CAST = (Part("T", "therapist", "slt"), Part("C", "client", "rms"))
 
