@@ -14,6 +14,9 @@ OFFLINE_ENV: dict[str, str] = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "PYANNOTE_METRICS_ENABLED": "0",
     "DO_NOT_TRACK": "1",
+    # onnxruntime (Silero VAD inside faster-whisper) has its own telemetry that resolves
+    # mobile.events.data.microsoft.com from native code at import; DO_NOT_TRACK does not stop it, this does.
+    "ORT_DISABLE_TELEMETRY": "1",
     "RAY_USAGE_STATS_ENABLED": "0",
     "TOKENIZERS_PARALLELISM": "false",
 }
