@@ -135,7 +135,13 @@ def cmd_import_eaf(args: argparse.Namespace) -> int:
     from pipeline.serialize import read_session_json, write_session_json
 
     session_path = Path(args.session)
-    rec = read_session_json(session_path)
+    try:
+        rec = read_session_json(session_path)
+    except FileNotFoundError:
+        raise UsageError(f"session record not found: {session_path}") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # never quote the record's content
+        raise UsageError(f"{session_path} is not a readable session.json of schema 1 ({type(e).__name__}); pass "
+                         "the session.json that `rupture run` wrote") from None
     new = import_eaf(Path(args.eaf), rec)
     out = Path(args.out) if args.out else session_path
     write_session_json(new, out)

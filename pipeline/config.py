@@ -11,6 +11,7 @@ what it does and why its default is what it is.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -249,7 +250,8 @@ class ExportsConfig:
         allowed = ("html", "eaf", "rttm", "vtt", "textgrid", "csv", "txt")
         unknown = [f for f in self.formats if f not in allowed]
         if unknown:
-            raise ConfigError(f"exports.formats: unknown format(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"exports.formats: unknown format(s) {', '.join(_key(u) for u in unknown)}; "
+                              f"allowed: {', '.join(allowed)}")
 
 
 @dataclass(frozen=True)
@@ -273,7 +275,7 @@ class RunnerConfig:
 
     def __post_init__(self) -> None:
         if self.backend not in ("local", "ray"):
-            raise ConfigError(f"runner.backend: {self.backend!r} is not one of local, ray")
+            raise ConfigError(f"runner.backend: must be one of local, ray (got {_kind(self.backend)})")
         if self.workers < 1:
             raise ConfigError(f"runner.workers: must be at least 1, got {self.workers}")
         if self.threads_per_worker < 0:
@@ -309,33 +311,54 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(f"{where}: {value!r} does not match {tp}")
+        raise ConfigError(f"{where}: {_kind(value)} does not match {tp}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+            raise ConfigError(f"{where}: expected a mapping, got {_kind(value)}")
         return _build(tp, value, where)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+            raise ConfigError(f"{where}: expected a list, got {_kind(value)}")
         item_tp = args[0] if args else Any
         return tuple(_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value))
     if tp is Any:
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {_kind(value)}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {_kind(value)}")
         return value
+def _kind(value: Any) -> str:
+    """What a bad value is, without its content: config errors reach stderr and logs, and a value pasted
+    into the wrong key can be anything (issue 14: errors never quote data)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return f"a string of {len(value)} character(s)"
+    return f"a {type(value).__name__}"
+
+
+def _key(key: Any) -> str:
+    """An unknown key or name, shown when it looks like one (a short identifier), else described."""
+    if isinstance(key, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", key):
+        return key
+    return f"({_kind(key)})"
+
+
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+            raise ConfigError(f"{where}: expected true/false, got {_kind(value)}")
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {_kind(value)}")
         return value
     raise ConfigError(f"{where}: unsupported type {tp}")
 
@@ -343,9 +366,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(_key(k) for k in unknown)}; "
+                          f"allowed: {', '.join(sorted(names))}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     return cls(**kwargs)
 
@@ -364,7 +388,12 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         except FileNotFoundError as e:
             raise ConfigError(f"config file not found: {p}") from e
         except yaml.YAMLError as e:
-            raise ConfigError(f"config file {p} is not valid YAML: {e}") from e
+            mark = getattr(e, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise ConfigError(f"config file {p} is not valid YAML{at} ({type(e).__name__}); fix it and retry") \
+                from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config file {p} is not UTF-8 text (bad byte at offset {e.start})") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -20,6 +20,8 @@ AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", 
 MANIFEST_REQUIRED = ("audio", "consent_recording", "consent_analysis")
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0", ""}
+_KNOWN_COLUMNS = frozenset({"audio", "session_id", "consent_recording", "consent_analysis", "consent_date",
+                            "num_speakers", "therapist"})
 _SAFE_ID = re.compile(r"[^\w.\-]+", re.UNICODE)
 
 
@@ -53,7 +55,25 @@ def _bool(value: str, column: str, where: str) -> bool:
         return True
     if v in _FALSE:
         return False
-    raise UsageError(f"{where}: column {column!r} must be true or false, got {value!r}")
+    raise UsageError(f"{where}, column {column}: must be true or false (yes/no, 1/0); the cell's content is not "
+                     "shown")
+
+
+def _refuse_ambiguous_columns(cols: list[str], path: Path) -> None:
+    """Two columns whose names differ only in case or spaces (say two `consent_analysis`): csv would keep the
+    last one's value, so `true,false,true` would pass the consent gate. The whole manifest is refused."""
+    first: dict[str, int] = {}
+    for i, c in enumerate(cols, start=1):
+        key = c.casefold()
+        if key in first:
+            name = f"the {c.lower()} column" if c.lower() in _KNOWN_COLUMNS else "the same name"
+            raise UsageError(f"manifest {path}: columns {first[key]} and {i} both hold {name}; a manifest must "
+                             "name each column once (consent is never guessed); remove the duplicate and retry")
+        first[key] = i
+    for c in cols:
+        if c.casefold() in _KNOWN_COLUMNS and c not in _KNOWN_COLUMNS:
+            raise UsageError(f"manifest {path}: write the column {c.casefold()} in lower case (consent and the "
+                             "other known columns are matched exactly)")
 
 
 def read_manifest(path: Path) -> tuple[list[SessionJob], list[Refusal]]:
@@ -61,19 +81,29 @@ def read_manifest(path: Path) -> tuple[list[SessionJob], list[Refusal]]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as e:
         raise UsageError(f"cannot read manifest {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise UsageError(f"manifest {path} is not UTF-8 text (bad byte at offset {e.start}); save it as UTF-8 "
+                         "(CSV UTF-8 in a spreadsheet) and retry") from None
     reader = csv.DictReader(text.splitlines())
-    cols = [c.strip() for c in (reader.fieldnames or [])]
+    try:
+        cols = [c.strip() for c in (reader.fieldnames or [])]
+        raw_rows = [(reader.line_num, r) for r in reader]
+    except csv.Error as e:
+        raise UsageError(f"manifest {path} line {reader.line_num}: not well-formed CSV ({e})") from None
+    _refuse_ambiguous_columns(cols, path)
     missing = [c for c in MANIFEST_REQUIRED if c not in cols]
     if missing:
         raise UsageError(f"manifest {path} lacks required column(s) {', '.join(missing)}; "
                          f"required: {', '.join(MANIFEST_REQUIRED)} (see CONTRACT.md)")
-    known = {"audio", "session_id", "consent_recording", "consent_analysis", "consent_date", "num_speakers",
-             "therapist"}
+    known = _KNOWN_COLUMNS
     jobs: list[SessionJob] = []
     refusals: list[Refusal] = []
-    for n, raw_row in enumerate(reader, start=2):
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw_row.items() if k is not None}
+    for n, raw_row in raw_rows:
         where = f"{path.name} line {n}"
+        if raw_row.get(None):  # DictReader's restkey: more cells than columns
+            raise UsageError(f"{where}: more cells than the header has columns (an unquoted comma?); put the "
+                             "cell in double quotes (the cell's content is not shown)")
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw_row.items() if k is not None}
         if not row.get("audio"):
             raise UsageError(f"{where}: empty 'audio' path")
         audio = (path.parent / row["audio"]).resolve() if not Path(row["audio"]).is_absolute() else Path(row["audio"])
@@ -89,7 +119,8 @@ def read_manifest(path: Path) -> tuple[list[SessionJob], list[Refusal]]:
         try:
             num_speakers = int(ns) if ns else None
         except ValueError as e:
-            raise UsageError(f"{where}: num_speakers must be an integer, got {ns!r}") from e
+            raise UsageError(f"{where}, column num_speakers: must be an integer (the cell's content is not "
+                             "shown)") from None
         if num_speakers is not None and num_speakers < 1:
             raise UsageError(f"{where}: num_speakers must be at least 1")
         jobs.append(SessionJob(

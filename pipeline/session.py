@@ -162,10 +162,18 @@ def _stage(name: str):
             except MemoryError as e:
                 raise SessionError("out of memory", stage=name) from e
             except Exception as e:
-                raise SessionError(f"{type(e).__name__} in stage {name}: {_safe_message(e)}", stage=name) from e
+                detail = f": {_safe_message(e)}" if name in _NO_TEXT_STAGES else ""
+                raise SessionError(f"{type(e).__name__} in stage {name}{detail}", stage=name) from e
         return run
 
     return deco
+
+
+# Stages that run before any transcript text exists: a library's message there may help and cannot quote
+# what was said. From transcription on (and for every transcript read by `rupture tag`), only the error's
+# type is reported: a message such as `could not convert string to float: '<a client's words>'` would
+# otherwise reach audit.jsonl, failure.json, index.html and stderr.
+_NO_TEXT_STAGES = frozenset({"audio", "diarization"})
 
 
 def _safe_message(e: Exception) -> str:

@@ -120,7 +120,9 @@ def import_eaf(eaf_path: Path, record: SessionRecord, repair_window_s: float = 1
 
     urn = dict(eaf.properties).get("URN", "") if eaf.properties else ""
     if isinstance(urn, str) and urn.startswith(_URN_PREFIX) and urn[len(_URN_PREFIX):] != record.session_id:
-        raise UsageError(f"{eaf_path} belongs to session {urn[len(_URN_PREFIX):]!r}, not {record.session_id!r}; "
+        claimed = urn[len(_URN_PREFIX):]
+        claimed = repr(claimed) if re.fullmatch(r"[\w.\-]{1,100}", claimed) else "another session"
+        raise UsageError(f"{eaf_path} belongs to session {claimed}, not {record.session_id!r}; "
                          "pass the matching session.json")
 
     tiers = {etype: _code_tiers(eaf, etype) for etype in EAF_CODE_TYPES}
@@ -139,9 +141,9 @@ def import_eaf(eaf_path: Path, record: SessionRecord, repair_window_s: float = 1
                 code = (value or "").strip()
                 if code not in vocab:
                     raise UsageError(
-                        f"{eaf_path}: annotation at {hms(start_ms / 1000.0)} on tier {tier!r} has code "
-                        f"{code[:60]!r}, which is not in the {etype} vocabulary; pick a value from the "
-                        f"tier's controlled vocabulary in ELAN")
+                        f"{eaf_path}: the annotation at {hms(start_ms / 1000.0)} on a {etype} tier has a code "
+                        f"that is not in the {etype} vocabulary (the annotation's content is not shown); pick a "
+                        f"value from the tier's controlled vocabulary in ELAN")
                 s, e = start_ms / 1000.0, end_ms / 1000.0
                 note = notes.get((int(start_ms), int(end_ms)), "")
                 match = None

