@@ -22,6 +22,14 @@ from pipeline.records import Audio
 BLOCK_S = 30.0
 # The stereo channel path needs both channels of a 2-channel file; more channels are mixed to mono.
 MAX_KEPT_CHANNELS = 2
+# Bounds checked before (and while) decoding, so that a header cannot make the pipeline allocate without
+# limit (a 2 MB WAV claiming 10 Hz "lasted" 28 hours and ran out of memory once resampled to 16 kHz).
+# Telephone speech is 8 kHz; below 4 kHz there is no speech band left. 8 hours (about 1.8 GB per channel at
+# 16 kHz) is far beyond any therapy session.
+MIN_SAMPLE_RATE = 4000
+MAX_SAMPLE_RATE = 768_000
+MAX_CHANNELS = 64
+MAX_DURATION_S = 8 * 3600.0
 
 
 class _Accumulator:
@@ -33,6 +41,12 @@ class _Accumulator:
 
         if sr <= 0 or channels <= 0:
             raise AudioError(f"{name}: the file reports no sample rate or channels")
+        if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+            raise AudioError(f"{name}: the file claims a sample rate of {sr} Hz, outside {MIN_SAMPLE_RATE}-"
+                             f"{MAX_SAMPLE_RATE} Hz; the header is corrupt or this is not a speech recording")
+        if channels > MAX_CHANNELS:
+            raise AudioError(f"{name}: the file claims {channels} channels (at most {MAX_CHANNELS}); the header is "
+                             "corrupt")
         self.name, self.sr, self.channels = name, sr, channels
         self.keep = channels if channels <= MAX_KEPT_CHANNELS else 1
         self.stream = None if sr == target_sr else soxr.ResampleStream(sr, target_sr, self.keep, dtype="float32",
@@ -46,6 +60,8 @@ class _Accumulator:
         if block.size and not np.isfinite(block).all():
             raise AudioError(f"{self.name}: the audio holds invalid (NaN/inf) samples; the file is corrupt")
         self.frames += block.shape[1]
+        if self.frames > MAX_DURATION_S * self.sr:
+            raise AudioError(_too_long(self.name))
         self.sumsq += float(np.square(block, dtype=np.float64).sum())
         if self.channels > MAX_KEPT_CHANNELS:
             block = block.mean(axis=0, keepdims=True)
@@ -71,11 +87,18 @@ class _Accumulator:
         return float(20 * np.log10(max(rms, 1e-12)))
 
 
+def _too_long(name: str) -> str:
+    return (f"{name}: the recording is longer than {MAX_DURATION_S / 3600:.0f} hours; split it into sessions "
+            "(or check that the file's header is not corrupt)")
+
+
 def _read_soundfile(path: Path, target_sr: int) -> _Accumulator:
     import soundfile as sf
 
     with sf.SoundFile(str(path)) as f:
         acc = _Accumulator(path.name, int(f.samplerate), int(f.channels), target_sr)
+        if f.frames > MAX_DURATION_S * f.samplerate:  # what the header claims, before decoding anything
+            raise AudioError(_too_long(path.name))
         for block in f.blocks(blocksize=max(1, int(BLOCK_S * f.samplerate)), dtype="float32", always_2d=True):
             acc.add(block.T)
     return acc

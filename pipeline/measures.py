@@ -108,6 +108,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from pipeline.config import MeasuresConfig
+from pipeline.errors import SessionError
 from pipeline.records import Event, Segment, Turn, TurnFeatures, Word
 
 __all__ = [
@@ -286,12 +287,22 @@ def _talk_block(per: Mapping[str, Sequence[Interval]], roles: Mapping[str, str],
     }
 
 
+# Talk-time windows per session at most: the loop below is bounded by this, never by a field alone (a
+# transcript row with end=1e9, or a tiny window_step_s, made it allocate until the kernel killed the run).
+MAX_WINDOWS = 100_000
+
+
 def _windows(duration: float, window: float, step: float) -> list[Interval]:
+    if not math.isfinite(duration):
+        raise SessionError("the session duration is not a finite number of seconds", stage="measures")
     if duration <= 0:
         return []
     if window <= 0 or duration <= window:
         return [(0.0, duration)]
     step = step if step > 0 else window
+    if (duration - window) / step + 2 > MAX_WINDOWS:
+        raise SessionError(f"a {duration:.0f} s session with measures.window_step_s {step:g} gives more than "
+                           f"{MAX_WINDOWS} talk-time windows; raise measures.window_step_s", stage="measures")
     out = []
     t = 0.0
     while t + window < duration - _EPS:

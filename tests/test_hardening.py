@@ -184,3 +184,89 @@ def test_duplicate_or_ambiguous_consent_columns_refuse_the_batch(tmp_path, capsy
     assert main(["run", str(m), "--out", str(tmp_path / "out")]) == 2
     assert "consent_analysis" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+# ------------------------------------------------------------------------------------- 4: bounded work
+
+@pytest.mark.parametrize("cell", ["inf", "-inf", "nan", "1e9", "-3", "172801"])
+def test_transcript_times_must_be_finite_and_bounded(tmp_path, cell):
+    from pipeline.errors import UsageError
+    from pipeline.transcript_io import read_transcript
+
+    p = tmp_path / "t.csv"
+    p.write_text(f"start,end,speaker,text\n0,{cell},A,hello\n")
+    with pytest.raises(UsageError, match="line 2, column end"):
+        read_transcript(p)
+
+
+def test_session_json_times_must_be_finite_and_bounded(tmp_path):
+    from pipeline.errors import UsageError
+    from pipeline.transcript_io import read_transcript
+
+    p = tmp_path / "session.json"
+    p.write_text(json.dumps({"schema_version": "1", "session_id": "x", "duration_s": 1e300, "speakers": [],
+                             "turns": [{"index": 0, "speaker": "A", "role": "client", "start": 0, "end": 1e9,
+                                        "text": "hi"}]}))
+    with pytest.raises(UsageError, match="turn 0 end"):
+        read_transcript(p)
+
+
+def test_talk_time_windows_are_bounded_by_the_data():
+    """measure_conversation on a non-finite or absurd duration fails fast with a SessionError (it looped and
+    allocated until the kernel killed the process, leaving no failure.json)."""
+    from pipeline.config import MeasuresConfig
+    from pipeline.errors import SessionError
+    from pipeline.measures import measure_conversation
+    from pipeline.records import Segment, Turn
+
+    turns = (Turn(0, "A", "therapist", 0.0, 1.0, "hello", 1), Turn(1, "B", "client", 1.0, 2.0, "hi", 1))
+    segs = (Segment(0.0, 1.0, "A"), Segment(1.0, 2.0, "B"))
+    roles = {"A": "therapist", "B": "client"}
+    with pytest.raises(SessionError, match="not a finite"):
+        measure_conversation(turns, (), segs, roles, float("inf"), MeasuresConfig())
+    with pytest.raises(SessionError, match="window_step_s"):
+        measure_conversation(turns, (), segs, roles, 3600.0, MeasuresConfig(window_s=1.0, window_step_s=0.001))
+    ok = measure_conversation(turns, (), segs, roles, 2.0, MeasuresConfig())
+    assert ok.metrics  # a normal session is unaffected
+
+
+def _wav_header_rate(path: Path, rate: int, n: int) -> Path:
+    """A valid 16-bit mono WAV whose header claims `rate` Hz."""
+    import struct
+
+    data = (b"\x00\x10" * n)
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
+    path.write_bytes(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<I", 16) + fmt
+                     + b"data" + struct.pack("<I", len(data)) + data)
+    return path
+
+
+@pytest.mark.parametrize("rate", [10, 1000, 2_000_000])
+def test_wav_claiming_an_absurd_sample_rate_is_refused(tmp_path, rate):
+    from pipeline.audio import load_audio
+    from pipeline.config import AudioConfig
+    from pipeline.errors import AudioError
+
+    p = _wav_header_rate(tmp_path / "x.wav", rate, 4000)
+    with pytest.raises(AudioError, match="sample rate"):
+        load_audio(p, AudioConfig())
+
+
+def test_recording_longer_than_the_maximum_is_refused_while_decoding(tmp_path, monkeypatch):
+    import numpy as np
+    import soundfile as sf
+
+    from pipeline import audio
+    from pipeline.config import AudioConfig
+    from pipeline.errors import AudioError
+
+    p = tmp_path / "long.wav"
+    sf.write(p, (0.1 * np.random.default_rng(0).standard_normal(16000 * 3)).astype("float32"), 16000)
+    assert audio.load_audio(p, AudioConfig()).duration_s == pytest.approx(3.0)
+    monkeypatch.setattr(audio, "MAX_DURATION_S", 2.0)
+    with pytest.raises(AudioError, match="longer than"):
+        audio.load_audio(p, AudioConfig())
+    acc = audio._Accumulator("x", 16000, 1, 16000)  # the running check too (a header can lie about its length)
+    with pytest.raises(AudioError, match="longer than"):
+        for _ in range(10):
+            acc.add(np.zeros((1, 8000), dtype=np.float32))
