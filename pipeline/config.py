@@ -236,6 +236,44 @@ class TaggingConfig:
 
 
 @dataclass(frozen=True)
+class ProsodyConfig:
+    """Per-turn voice measures and vocal synchrony (pipeline.prosody; definitions in that module's docstring).
+    Evidence for the reviewer only: nothing here changes a rupture decision."""
+
+    enabled: bool = True
+    # F0 bounds (Hz). 65-500 Hz covers adult men (~85-180 Hz), women (~165-255 Hz) and children
+    # (~250-400 Hz) with margin. pyin searches only `range_octaves` either side of each speaker's typical F0
+    # (a quick YIN pass over up to `range_probe_s` of their own speech): pyin's Viterbi pass grows with the
+    # square of the range, and one octave either side still holds every turn of one voice.
+    fmin_hz: float = 65.0
+    fmax_hz: float = 500.0
+    range_octaves: float = 1.0
+    range_probe_s: float = 30.0
+    # pyin pitch-bin resolution (semitones). 0.25 makes the Viterbi pass ~6x cheaper than librosa's 0.1; a
+    # turn's typical F0 is an interquartile mean over its frames, so it is not tied to the grid.
+    resolution_st: float = 0.25
+    # Analysis frame and hop (s) at the pipeline's 16 kHz: 50 ms holds three periods of a 65 Hz voice;
+    # a 30 ms hop (10 ms is usual for contours) still gives ~30 frames per second of speech for a turn's
+    # statistics, at half the cost of a 20 ms hop (pyin's per-frame work dominates).
+    frame_s: float = 0.05
+    hop_s: float = 0.03
+    # A turn needs this much own speech (s) for any audio measure, and this much voiced speech for F0.
+    min_speech_s: float = 0.3
+    min_voiced_s: float = 0.2
+    # Intensity is the mean power of the turn's own frames within this many dB of its loudest own frame
+    # (leaves out the silences between words, so it does not drop when someone pauses more).
+    active_range_db: float = 30.0
+    # Speech/articulation rate and pause proportion need at least this many words; gaps between words of
+    # at least `pause_min_s` are pauses (Goldman-Eisler's 250 ms, as in measures.pause_min_s).
+    min_rate_words: int = 3
+    pause_min_s: float = 0.25
+    # z-scores need at least this many measured turns of the same speaker (a baseline of two is no baseline).
+    min_baseline_turns: int = 3
+    # Vocal synchrony time series: Pearson r over sliding windows of this many adjacent-turn pairs.
+    synchrony_window_pairs: int = 10
+
+
+@dataclass(frozen=True)
 class ExportsConfig:
     """Per-session exports (pipeline.exports). All on by default: together they take well under a second
     for an hour-long session (scripts/bench_exports.py)."""
@@ -293,6 +331,7 @@ class Config:
     roles: RolesConfig = field(default_factory=RolesConfig)
     measures: MeasuresConfig = field(default_factory=MeasuresConfig)
     tagging: TaggingConfig = field(default_factory=TaggingConfig)
+    prosody: ProsodyConfig = field(default_factory=ProsodyConfig)
     exports: ExportsConfig = field(default_factory=ExportsConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
 

@@ -211,6 +211,7 @@ class SessionRecord:
     provenance: Mapping[str, Any]
     metadata: Mapping[str, Any] = field(default_factory=dict)
     segments: tuple[Segment, ...] = ()  # overlapping diarization track, for RTTM and overlap displays
+    prosody: tuple[TurnProsody, ...] = ()  # per-turn voice measures (audio mode; pipeline.prosody)
     schema_version: str = SCHEMA_VERSION
 
 
@@ -230,3 +231,39 @@ class TurnFeatures:
     interrupts_previous: bool  # this turn started as an interruption of the previous speaker
     was_interrupted: bool  # another speaker interrupted this turn
     overlap_s: float = 0.0  # time this turn overlaps other speakers' speech
+
+
+@dataclass(frozen=True)
+class TurnProsody:
+    """Voice measures of one turn (pipeline.prosody), on its speaker's own speech only: frames where the
+    exclusive diarization track gives the time to that speaker and no other speaker talks (overlaps
+    excluded). A value is None when it cannot be measured; `note` then says why ("" when all are present).
+
+    f0_*: pyin F0 over voiced frames: the turn's typical F0 (interquartile mean, a median that is not stuck
+    on pyin's pitch grid) in Hz and in semitones re 100 Hz, and the 10th-90th percentile range (semitones);
+    intensity_db: RMS level (dBFS) of the turn's active frames; speech_rate_wps: words per second of turn
+    time; articulation_rate_wps: words per second with the within-turn pauses taken out; pause_proportion:
+    share of the turn's time in pauses between its words. `*_z`: z-score against the same speaker's
+    session baseline (mean and SD over that speaker's measured turns); arousal: mean of f0_z and
+    intensity_z; speech_rate_change: speech rate relative to the speaker's mean (-0.35 = 35% slower).
+    """
+
+    turn_index: int
+    speaker: str
+    own_speech_s: float
+    voiced_s: float
+    f0_hz: float | None = None
+    f0_st: float | None = None
+    f0_range_st: float | None = None
+    intensity_db: float | None = None
+    speech_rate_wps: float | None = None
+    articulation_rate_wps: float | None = None
+    pause_proportion: float | None = None
+    f0_z: float | None = None
+    intensity_z: float | None = None
+    speech_rate_z: float | None = None
+    articulation_rate_z: float | None = None
+    pause_z: float | None = None
+    arousal: float | None = None
+    speech_rate_change: float | None = None
+    note: str = ""

@@ -1,0 +1,202 @@
+"""Prosody stage (pipeline/prosody.py): unit tests of the pure parts on hand-built records and synthetic
+signals (fast, no models), then accuracy on flite sessions with known sox manipulations of chosen turns
+and F0 on real speech (the shared stereo clip) against an independent estimate."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from pipeline.config import ProsodyConfig
+from pipeline.prosody import (
+    analyse_prosody,
+    baselines,
+    own_speech_intervals,
+    pearson,
+    prosody_evidence,
+    rate_measures,
+    vocal_synchrony,
+    with_prosody_evidence,
+    with_z_scores,
+)
+from pipeline.records import Event, Segment, Turn, TurnProsody, Word
+
+SR = 16000
+CFG = ProsodyConfig()
+
+
+# ----------------------------------------------------------------------------------------------- own speech
+
+def test_own_speech_excludes_overlaps_and_other_speakers() -> None:
+    exclusive = (Segment(0.0, 5.0, "A"), Segment(5.0, 8.0, "B"), Segment(8.0, 10.0, "A"))
+    overlapping = (Segment(0.0, 5.5, "A"), Segment(4.5, 8.0, "B"), Segment(6.0, 6.5, "C"), Segment(8.0, 10.0, "A"))
+    assert own_speech_intervals("A", exclusive, overlapping) == ((0.0, 4.5), (8.0, 10.0))
+    assert own_speech_intervals("B", exclusive, overlapping) == ((5.5, 6.0), (6.5, 8.0))
+    assert own_speech_intervals("C", exclusive, overlapping) == ()
+
+
+# ----------------------------------------------------------------------------------------------------- rates
+
+def _words(spans: list[tuple[float, float]], speaker: str = "A") -> list[Word]:
+    return [Word(s, e, f"w{i}", 0.9, speaker) for i, (s, e) in enumerate(spans)]
+
+
+def test_rates_and_pauses_from_word_times() -> None:
+    # 5 words over 4.0 s with one 1.0 s pause (>= 0.25 s) and one 0.1 s gap (not a pause)
+    ws = _words([(0.0, 0.5), (0.6, 1.0), (2.0, 2.5), (2.5, 3.2), (3.2, 4.0)])
+    vals, notes = rate_measures(ws, CFG)
+    assert notes == []
+    assert vals["speech_rate_wps"] == pytest.approx(5 / 4.0)
+    assert vals["articulation_rate_wps"] == pytest.approx(5 / 3.0)
+    assert vals["pause_proportion"] == pytest.approx(1.0 / 4.0)
+    vals, notes = rate_measures(ws[:2], CFG)
+    assert vals["speech_rate_wps"] is None and notes == ["too few words for rates"]
+
+
+# ---------------------------------------------------------------------------------------- baselines and z
+
+def _tp(i: int, spk: str, f0: float | None, db: float | None, rate: float | None = None) -> TurnProsody:
+    return TurnProsody(turn_index=i, speaker=spk, own_speech_s=2.0, voiced_s=1.5, f0_st=f0, intensity_db=db,
+                       speech_rate_wps=rate)
+
+
+def test_z_scores_against_own_baseline_and_arousal() -> None:
+    raw = [_tp(0, "A", 0.0, -20.0, 3.0), _tp(1, "A", 2.0, -22.0, 3.0), _tp(2, "A", 4.0, -24.0, 6.0),
+           _tp(3, "B", 10.0, -30.0, 2.0), _tp(4, "B", 10.0, -30.0, 2.0), _tp(5, "B", None, None, 2.0)]
+    base = baselines(raw, min_turns=3)
+    assert base["A"]["f0_st"].mean == pytest.approx(2.0) and base["A"]["f0_st"].sd == pytest.approx(2.0)
+    assert "f0_st" not in base.get("B", {})  # two values: no baseline
+    scored = with_z_scores(raw, base)
+    assert scored[2].f0_z == pytest.approx(1.0) and scored[2].intensity_z == pytest.approx(-1.0)
+    assert scored[2].arousal == pytest.approx(0.0)
+    assert scored[0].arousal == pytest.approx((-1.0 + 1.0) / 2)
+    assert scored[2].speech_rate_change == pytest.approx(6.0 / 4.0 - 1.0)
+    assert scored[3].arousal is None and "baseline" in scored[3].note
+    assert scored[5].arousal is None
+
+
+# ------------------------------------------------------------------------------------------------ synchrony
+
+def _chain(values: list[float]) -> tuple[list[Turn], dict[int, float]]:
+    """Alternating therapist/client turns (therapist first) with the given arousal values."""
+    turns = [Turn(i, "T" if i % 2 == 0 else "C", "therapist" if i % 2 == 0 else "client", 2.0 * i, 2.0 * i + 1.5,
+                  "x", 1) for i in range(len(values))]
+    return turns, {i: v for i, v in enumerate(values)}
+
+
+def test_synchrony_exact_on_constructed_inputs() -> None:
+    rng = np.random.default_rng(3)
+    ther = rng.normal(size=12)
+    # perfectly coupled: each client turn repeats the therapist's previous arousal (client follows)
+    coupled: list[float] = []
+    anti: list[float] = []
+    for t in ther:
+        coupled += [float(t), float(t)]
+        anti += [float(t), float(-t)]
+    turns, a = _chain(coupled)
+    s = vocal_synchrony(turns, a, window_pairs=6)
+    assert s.client_follows_r == pytest.approx(1.0, abs=1e-12) and s.client_follows_n == 12
+    turns, a = _chain(anti)
+    s = vocal_synchrony(turns, a, window_pairs=6)
+    assert s.client_follows_r == pytest.approx(-1.0, abs=1e-12)
+    # roles swapped: now each therapist turn repeats the client's previous one (therapist follows)
+    turns, a = _chain(coupled)
+    turns = [dataclasses.replace(t, role="client" if t.role == "therapist" else "therapist") for t in turns]
+    s = vocal_synchrony(turns, a, window_pairs=6)
+    assert s.therapist_follows_r == pytest.approx(1.0, abs=1e-12)
+    # independent: orthogonal constructed sequences (leader +1,+1,-1,-1 against follower +1,-1,+1,-1)
+    lead = [1.0, 1.0, -1.0, -1.0] * 3
+    follow = [1.0, -1.0, 1.0, -1.0] * 3
+    vals: list[float] = []
+    for x, y in zip(lead, follow):
+        vals += [x, y]
+    turns, a = _chain(vals)
+    s = vocal_synchrony(turns, a, window_pairs=4)
+    assert s.client_follows_r == pytest.approx(0.0, abs=1e-12)
+    # the pooled r is Pearson over every adjacent pair, leader -> follower
+    pairs = [(vals[i], vals[i + 1]) for i in range(len(vals) - 1)]
+    assert s.n_pairs == len(pairs)
+    assert s.r == pytest.approx(float(np.corrcoef(*zip(*pairs))[0, 1]), abs=1e-12)
+    # series: sliding windows of 4 pairs, step one pair
+    assert len(s.series) == len(pairs) - 4 + 1 and all(p.n == 4 for p in s.series)
+    assert s.series[0].t == pytest.approx(np.mean([turns[i + 1].start for i in range(4)]))
+
+
+def test_synchrony_skips_unmeasured_turns_and_other_roles() -> None:
+    turns, a = _chain([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    a[2] = None  # type: ignore[assignment]
+    turns[4] = dataclasses.replace(turns[4], role="other")
+    s = vocal_synchrony(turns, a, window_pairs=3)
+    assert s.n_pairs == 1  # (0,1) only: (1,2),(2,3) lack a value, (3,4),(4,5) involve "other"
+    assert s.r is None and s.series == ()
+
+
+def test_pearson_degenerate() -> None:
+    assert pearson([1.0, 2.0], [1.0, 2.0]) is None
+    assert pearson([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) is None
+    assert pearson([1.0, 2.0, 3.0], [2.0, 4.0, 6.5]) == pytest.approx(float(np.corrcoef([1, 2, 3], [2, 4, 6.5])[0, 1]))
+
+
+# ------------------------------------------------------------------------------------ synthetic signals
+
+def _voice(f0: float, seconds: float, amp: float = 0.1) -> np.ndarray:
+    """A vowel-like harmonic tone with a little vibrato (pyin sees it as voiced)."""
+    t = np.arange(int(seconds * SR)) / SR
+    inst = f0 * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))
+    phase = 2 * np.pi * np.cumsum(inst) / SR
+    y = sum((0.6 ** k) * np.sin((k + 1) * phase) for k in range(5))
+    return (amp * y / np.max(np.abs(y))).astype(np.float32)
+
+
+def _session(parts: list[tuple[str, float, float, float]]) -> tuple[np.ndarray, list[Turn], list[Word], list[Segment]]:
+    """(speaker, f0 Hz or 0 for noise, seconds, amplitude) back to back with 0.5 s gaps."""
+    rng = np.random.default_rng(0)
+    chunks, turns, words, segs = [np.zeros(SR // 2, np.float32)], [], [], []
+    t = 0.5
+    for i, (spk, f0, dur, amp) in enumerate(parts):
+        sig = _voice(f0, dur, amp) if f0 > 0 else (amp * rng.standard_normal(int(dur * SR))).astype(np.float32)
+        chunks += [sig, np.zeros(SR // 2, np.float32)]
+        n = max(1, int(dur / 0.4))
+        ws = [Word(t + k * dur / n, t + (k + 0.9) * dur / n, "la", 0.9, spk) for k in range(n)]
+        words += ws
+        turns.append(Turn(i, spk, "therapist" if spk == "T" else "client", ws[0].start, ws[-1].end, "la", n))
+        segs.append(Segment(t, t + dur, spk))
+        t += dur + 0.5
+    return np.concatenate(chunks), turns, words, segs
+
+
+def test_tones_f0_intensity_and_empty_values_with_reasons() -> None:
+    parts = [("T", 200.0, 2.0, 0.1), ("C", 120.0, 2.0, 0.1), ("T", 200.0 * 2 ** (3 / 12), 2.0, 0.1),
+             ("C", 120.0, 2.0, 0.1 * 10 ** (-10 / 20)), ("T", 200.0, 0.2, 0.1), ("C", 0.0, 2.0, 0.05),
+             ("T", 200.0, 2.0, 0.1), ("C", 120.0, 2.0, 0.1)]
+    x, turns, words, segs = _session(parts)
+    res = analyse_prosody(x, SR, turns, words, segs, segs, CFG)
+    p = res.turns
+    assert p[0].f0_hz == pytest.approx(200.0, rel=0.01) and p[1].f0_hz == pytest.approx(120.0, rel=0.01)
+    assert p[2].f0_st - p[0].f0_st == pytest.approx(3.0, abs=0.2)
+    assert p[3].intensity_db - p[1].intensity_db == pytest.approx(-10.0, abs=0.3)
+    assert p[3].f0_hz == pytest.approx(120.0, rel=0.01)
+    # 0.2 s: too little own speech; noise: no F0 but an intensity; neither is an error
+    assert p[4].f0_hz is None and p[4].intensity_db is None and "too little own speech" in p[4].note
+    assert p[5].f0_hz is None and p[5].intensity_db is not None and "voiced" in p[5].note
+    assert p[5].arousal is None
+
+
+def test_prosody_evidence_on_flagged_events() -> None:
+    turns = [Turn(0, "T", "therapist", 0.0, 2.0, "q", 3), Turn(1, "C", "client", 2.5, 3.0, "fine", 1)]
+    p = TurnProsody(1, "C", 0.5, 0.4, f0_st=1.0, intensity_db=-30.0, speech_rate_wps=2.0, f0_z=-0.9,
+                    intensity_z=-1.9, arousal=-1.4, speech_rate_change=-0.35)
+    line = prosody_evidence(p, "client")
+    assert line == "client voice: arousal -1.4 SD (pitch -0.9 SD, loudness -1.9 SD), speech rate -35% vs. own baseline"
+    ev = (Event("rupture", "withdrawal.minimal_response", 2.5, 3.0, "C", "T", 1, 0.8, "one word", resolved=False),
+          Event("long_pause", None, 2.0, 2.5, "C", None, 1, 1.0, "pause"))
+    out = with_prosody_evidence(ev, [p], turns)
+    d = dict(out[0].details)
+    assert d["prosody_evidence"] == line and d["prosody"]["arousal"] == -1.4
+    assert out[0].evidence == "one word"  # the tagger's evidence stays as it was
+    assert out[1] == ev[1]
+    # nothing measured against a baseline: the event is unchanged
+    bare = TurnProsody(1, "C", 0.5, 0.4)
+    assert with_prosody_evidence(ev, [bare], turns) == ev
