@@ -105,7 +105,7 @@ import math
 import re
 import statistics
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from pipeline.config import MeasuresConfig
 from pipeline.errors import SessionError
@@ -896,21 +896,37 @@ def measure_conversation(
             if hi > lo and _active_at(spk_ivs, 0.5 * (lo + hi)) is not None:
                 tot += hi - lo
         overlap_by_turn[t.index] = tot
-    features = []
-    for i, t in enumerate(turns):
-        prev_other = turns[i - 1] if i > 0 and turns[i - 1].speaker != t.speaker else None
-        fq = prev_other is not None and is_question_or_invitation(prev_other.text)
-        mr = fq and 0 < t.word_count <= cfg.minimal_response_max_words
-        features.append(TurnFeatures(
-            turn_index=t.index, word_count=t.word_count, latency_s=None if latencies[i] is None else round(latencies[i], 3),
-            follows_question=fq, minimal_response=mr, interrupts_previous=t.index in interrupter_turns,
-            was_interrupted=t.index in interrupted_turns, overlap_s=round(overlap_by_turn.get(t.index, 0.0), 3),
-        ))
+    features = turn_features(turns, latencies, interrupter_turns, interrupted_turns, overlap_by_turn,
+                             cfg.minimal_response_max_words)
 
     events.sort(key=lambda e: (e.start, e.end, e.type))
     metrics = _metrics(turns, words, roles, duration, session_block, windows, events, features, latencies,
                        within, gaps, cfg)
     return Measures(events=tuple(events), metrics=metrics, features=tuple(features))
+
+
+def turn_features(turns: Sequence[Turn], latencies: Sequence[float | None] | None = None,
+                  interrupters: Collection[int] = (), interrupted: Collection[int] = (),
+                  overlap_s: Mapping[int, float] | None = None,
+                  minimal_max_words: int = 3) -> tuple[TurnFeatures, ...]:
+    """The per-turn conversational cues, the one builder for the pipeline and for text-only data.
+
+    From the text: follows_question (the previous turn is another speaker's question or invitation,
+    `is_question_or_invitation`) and minimal_response (then at most `minimal_max_words` words). From audio,
+    when known: latencies (one per turn), the indices of turns that interrupt / were interrupted, overlap
+    seconds per turn index. A transcript without timing passes none of them."""
+    out = []
+    for i, t in enumerate(turns):
+        prev_other = turns[i - 1] if i > 0 and turns[i - 1].speaker != t.speaker else None
+        fq = prev_other is not None and is_question_or_invitation(prev_other.text)
+        lat = latencies[i] if latencies is not None else None
+        out.append(TurnFeatures(
+            turn_index=t.index, word_count=t.word_count, latency_s=None if lat is None else round(lat, 3),
+            follows_question=fq, minimal_response=fq and 0 < t.word_count <= minimal_max_words,
+            interrupts_previous=t.index in interrupters, was_interrupted=t.index in interrupted,
+            overlap_s=round((overlap_s or {}).get(t.index, 0.0), 3),
+        ))
+    return tuple(out)
 
 
 def _first_turn_in(turns: Sequence[Turn], lo: float, hi: float, speaker: str | None) -> int | None:
