@@ -336,6 +336,27 @@ class Config:
     runner: RunnerConfig = field(default_factory=RunnerConfig)
 
 
+def _kind(value: Any) -> str:
+    """What a bad value is, without its content: config errors reach stderr and logs, and a value pasted
+    into the wrong key can be anything (issue 14: errors never quote data)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return f"a string of {len(value)} character(s)"
+    return f"a {type(value).__name__}"
+
+
+def _key(key: Any) -> str:
+    """An unknown key or name, shown when it looks like one (a short identifier), else described."""
+    if isinstance(key, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", key):
+        return key
+    return f"({_kind(key)})"
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -370,27 +391,6 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {_kind(value)}")
         return value
-def _kind(value: Any) -> str:
-    """What a bad value is, without its content: config errors reach stderr and logs, and a value pasted
-    into the wrong key can be anything (issue 14: errors never quote data)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return f"a string of {len(value)} character(s)"
-    return f"a {type(value).__name__}"
-
-
-def _key(key: Any) -> str:
-    """An unknown key or name, shown when it looks like one (a short identifier), else described."""
-    if isinstance(key, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", key):
-        return key
-    return f"({_kind(key)})"
-
-
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true/false, got {_kind(value)}")
