@@ -96,7 +96,7 @@ class SessionWorker:
     and a Ray actor alike."""
 
     def __init__(self, spec: WorkerSpec) -> None:
-        from pipeline.runner import AuditLog
+        from pipeline.runner import AuditLog, audit_log_path
         from pipeline.session import SessionProcessor, model_provenance
 
         os.environ.update(OFFLINE_ENV)
@@ -114,7 +114,7 @@ class SessionWorker:
         self.proc = (spec.processor_factory or SessionProcessor)(cfg)
         self.cfg = cfg
         self.model_hashes = model_provenance(self.proc.model_infos)
-        self.audit = AuditLog(spec.out_dir / spec.cfg.runner.audit_log)
+        self.audit = AuditLog(audit_log_path(spec.out_dir, spec.cfg.runner.audit_log))
 
     def ready(self) -> int:
         return os.getpid()
@@ -203,9 +203,9 @@ def _pool_call(job: SessionJob, sha: str | None) -> Any:
 def _worker_died(job: SessionJob, sha: str | None, spec: WorkerSpec, why: str) -> Any:
     import time
 
-    from pipeline.runner import AuditLog, _fail
+    from pipeline.runner import AuditLog, _fail, audit_log_path
 
-    audit = AuditLog(spec.out_dir / spec.cfg.runner.audit_log)
+    audit = AuditLog(audit_log_path(spec.out_dir, spec.cfg.runner.audit_log))
     try:
         return _fail(job, sha, spec.out_dir / job.session_id, "worker", why, audit,
                      {"source": job.consent_source, "date": job.consent_date}, time.perf_counter())

@@ -8,6 +8,7 @@ else becomes a `Refusal`, never a job.
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,10 +44,22 @@ class Refusal:
     reason: str
 
 
+# A session id is a folder name: file systems allow 255 bytes; a longer id crashed the batch with
+# "File name too long". Longer ids are cut and keep a hash of the full id, so distinct ids stay distinct.
+MAX_ID_BYTES = 100
+# Names of the batch outputs in OUT/: a session folder with one of these names would collide with them.
+RESERVED_IDS = frozenset({"index.html", "sessions.parquet", "turns.parquet", "events.parquet", "audit.jsonl"})
+
+
 def safe_session_id(raw: str) -> str:
-    """A session id usable as a folder name: path separators and odd characters become '_'."""
-    sid = _SAFE_ID.sub("_", raw.strip()).strip("._")
-    return sid or "session"
+    """A session id usable as a folder name: path separators and odd characters become '_'; at most
+    MAX_ID_BYTES bytes of UTF-8 (a longer id is cut and ends in a hash of the whole)."""
+    sid = _SAFE_ID.sub("_", raw.strip()).strip("._") or "session"
+    if len(sid.encode("utf-8")) > MAX_ID_BYTES:
+        digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:12]
+        head = sid.encode("utf-8")[:MAX_ID_BYTES - len(digest) - 1].decode("utf-8", "ignore").rstrip("._-")
+        sid = f"{head}-{digest}"
+    return sid
 
 
 def _bool(value: str, column: str, where: str) -> bool:
@@ -167,6 +180,12 @@ def dedupe(jobs: list[SessionJob], refusals: list[Refusal]) -> tuple[list[Sessio
     seen: dict[str, Path] = {}
     out = []
     for j in jobs:
+        if j.session_id.casefold() in RESERVED_IDS:
+            refusals.append(Refusal(j.session_id, str(j.audio_path),
+                                    "the session id is the name of a batch output in the output folder "
+                                    f"({', '.join(sorted(RESERVED_IDS))}); give it another session_id in a manifest "
+                                    "(or rename the file)"))
+            continue
         if j.session_id in seen:
             refusals.append(Refusal(j.session_id, str(j.audio_path),
                                     f"duplicate session id (already used for {seen[j.session_id].name}); give it a "

@@ -73,6 +73,9 @@ def purge(out_dir: Path, jobs: Sequence[SessionJob], older_than_days: float, *, 
         try:
             for sj in sorted(out_dir.glob("*/session.json")):
                 sdir = sj.parent
+                if sdir.is_symlink() or sj.is_symlink():  # never act through a link planted in the output folder
+                    log.warning("purge: %s is a symbolic link; left alone", sdir.name)
+                    continue
                 try:
                     data = json.loads(sj.read_text(encoding="utf-8"))
                     prov = data["provenance"]

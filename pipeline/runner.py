@@ -29,6 +29,7 @@ from __future__ import annotations
 import pipeline.offline  # noqa: F401
 
 import contextlib
+import errno
 import fcntl
 import getpass
 import hashlib
@@ -73,8 +74,36 @@ def config_digest(cfg: Config) -> str:
 
 
 def make_private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
+    """Create `path` (and missing parents) owner-only (0700). A folder that already exists is left as it is:
+    `--out /tmp` must never chmod /tmp. A symbolic link is refused (OutputTreeError), never followed."""
+    if path.is_symlink():
+        raise OutputTreeError(path)
+    try:
+        path.mkdir(parents=True, mode=0o700)
+    except FileExistsError:
+        if path.is_symlink():
+            raise OutputTreeError(path) from None
+        return
+    os.chmod(path, 0o700)  # what we created is ours: owner-only whatever the umask
+
+
+class OutputTreeError(OSError):
+    """A symbolic link where rupture writes (a session folder, the audit log, a lock): outputs and audit
+    lines would go wherever it points, so it is refused, never followed."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(errno.ELOOP, f"{path} is a symbolic link; rupture never follows links inside its output "
+                                      "folder: remove the link (or point --out elsewhere)")
+        self.path = path
+
+
+def _open_nofollow(path: Path, flags: int) -> int:
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise OutputTreeError(path) from None
+        raise
 
 
 class AuditLog:
@@ -83,9 +112,10 @@ class AuditLog:
 
     def __init__(self, path: Path, repair: bool = False) -> None:
         self.path = path
-        make_private_dir(path.parent)
-        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-        os.chmod(path, 0o600)
+        if not path.parent.exists():
+            make_private_dir(path.parent)
+        self._fd = _open_nofollow(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+        os.fchmod(self._fd, 0o600)
         if repair:  # only the batch's owner (it holds the batch lock), never a worker
             dropped = self._cut_torn_tail()
             if dropped:
@@ -145,8 +175,9 @@ def read_audit(path: Path) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def _flock(path: Path, blocking: bool = True) -> Iterator[bool]:
-    """An exclusive flock on `path` (created 0600); the kernel releases it when the holder dies."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """An exclusive flock on `path` (created 0600, never through a symlink); the kernel releases it when the
+    holder dies."""
+    fd = _open_nofollow(path, os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
@@ -205,7 +236,7 @@ class BatchResult:
 
 def is_complete(session_dir: Path, input_sha: str, cfg_digest: str) -> bool:
     sj = session_dir / "session.json"
-    if not sj.is_file():
+    if session_dir.is_symlink() or not sj.is_file():  # a planted link never counts as done work
         return False
     try:
         rec = json.loads(sj.read_text(encoding="utf-8"))
@@ -271,23 +302,46 @@ def run_batch(jobs: list[SessionJob], refusals: list[Refusal], out_dir: Path, cf
               attestation: str | None = None) -> BatchResult:
     """Process `jobs` with the backend `cfg.runner` names (local in-process, local process pool, Ray)."""
     os.umask(0o077)
+    audit_path = audit_log_path(out_dir, cfg.runner.audit_log)
     try:
-        make_private_dir(out_dir)
-        (out_dir / ".batch.lock").touch(mode=0o600, exist_ok=True)
+        # An existing --out is left as it is (it may be /tmp, or a link the operator made); what is created
+        # here is owner-only.
+        if not out_dir.exists():
+            make_private_dir(out_dir)
+        os.close(_open_nofollow(out_dir / ".batch.lock", os.O_RDWR | os.O_CREAT))
+    except OutputTreeError as e:
+        raise UsageError(e.strerror) from None
     except OSError as e:
         raise UsageError(f"cannot use the output folder {out_dir}: {e.strerror or type(e).__name__}") from None
-    with _flock(out_dir / ".batch.lock", blocking=False) as mine:
-        if not mine:
-            raise UsageError(f"another rupture run is using the output folder {out_dir}; wait for it to finish")
-        clean_temp_files(out_dir)
-        return _run_batch_locked(jobs, refusals, out_dir, cfg, force, processor_factory, attestation)
+    try:
+        with _flock(out_dir / ".batch.lock", blocking=False) as mine:
+            if not mine:
+                raise UsageError(f"another rupture run is using the output folder {out_dir}; wait for it to finish")
+            clean_temp_files(out_dir)
+            return _run_batch_locked(jobs, refusals, out_dir, cfg, force, processor_factory, attestation,
+                                     audit_path)
+    except OutputTreeError as e:  # the audit log or a lock planted as a link
+        raise UsageError(e.strerror) from None
+
+
+def audit_log_path(out_dir: Path, configured: str) -> Path:
+    """`runner.audit_log`: a relative path stays inside the output folder (no `..`); an absolute path is the
+    operator's explicit choice of another place."""
+    p = Path(configured)
+    if p.is_absolute():
+        return p
+    if not configured or ".." in p.parts:
+        raise UsageError(f"runner.audit_log: a relative path must stay inside the output folder (no '..'); give "
+                         "an absolute path to keep the audit log elsewhere")
+    return out_dir / p
 
 
 def _run_batch_locked(jobs: list[SessionJob], refusals: list[Refusal], out_dir: Path, cfg: Config, force: bool,
-                      processor_factory: Callable[[Config], Any] | None, attestation: str | None) -> BatchResult:
+                      processor_factory: Callable[[Config], Any] | None, attestation: str | None,
+                      audit_path: Path) -> BatchResult:
     from pipeline import distributed
 
-    audit = AuditLog(out_dir / cfg.runner.audit_log, repair=True)
+    audit = AuditLog(audit_path, repair=True)
     result = BatchResult()
     digest = config_digest(cfg)
     try:
@@ -410,6 +464,8 @@ def _fail(job: SessionJob, sha: str | None, session_dir: Path, stage: str, messa
           consent: dict[str, Any], t0: float) -> SessionOutcome:
     log.error("session %s failed in stage %s: %s", job.session_id, stage, message)
     try:
+        if session_dir.is_symlink():  # never write through a link planted in the output folder
+            raise OutputTreeError(session_dir)
         atomic_write_text(session_dir / "failure.json", json.dumps(
             {"session_id": job.session_id, "stage": stage, "error": message, "input_sha256": sha,
              "time": now_iso()}, indent=1))
@@ -438,7 +494,7 @@ def _write_index(out_dir: Path, result: BatchResult, corpus_tables: bool = True)
 
     this_batch = {o.session_id: o for o in result.outcomes}
     rows: dict[str, SessionSummary] = {}
-    for d in sorted(p for p in out_dir.iterdir() if p.is_dir()):
+    for d in sorted(p for p in out_dir.iterdir() if p.is_dir() and not p.is_symlink()):
         sj, fj = d / "session.json", d / "failure.json"
         status = this_batch[d.name].status if d.name in this_batch else "ok"
         try:

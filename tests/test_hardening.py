@@ -270,3 +270,116 @@ def test_recording_longer_than_the_maximum_is_refused_while_decoding(tmp_path, m
     with pytest.raises(AudioError, match="longer than"):
         for _ in range(10):
             acc.add(np.zeros((1, 8000), dtype=np.float32))
+
+
+# ------------------------------------------------------------------------------------- 5: file system
+
+def _tag(tmp_path: Path, out: Path, *extra_cfg: str, name: str = "t") -> int:
+    t = tmp_path / f"{name}.csv"
+    if not t.exists():
+        t.write_text("start,end,speaker,text,role\n0,2,T,How was your week?,therapist\n2.5,5,C,Fine.,client\n")
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(NO_TAGGER + "".join(extra_cfg))
+    return main(["tag", str(t), "--out", str(out), "--config", str(cfg)])
+
+
+def _mode(p: Path) -> int:
+    return p.stat().st_mode & 0o777
+
+
+def test_existing_output_folder_keeps_its_mode_new_ones_are_private(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    os.chmod(shared, 0o755)  # like --out /tmp: not ours to chmod
+    assert _tag(tmp_path, shared) == 0
+    assert _mode(shared) == 0o755
+    assert _mode(shared / "t") == 0o700 and _mode(shared / "t" / "session.json") == 0o600
+    fresh = tmp_path / "a" / "b" / "fresh"
+    assert _tag(tmp_path, fresh) == 0
+    assert _mode(fresh) == 0o700 and _mode(fresh / "t") == 0o700
+
+
+def test_audit_log_stays_inside_out_unless_absolute(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = _tag(tmp_path, out, "runner:\n  audit_log: ../escaped/audit.jsonl\n")
+    assert code == 2 and "runner.audit_log" in capsys.readouterr().err
+    assert not (tmp_path / "escaped").exists() and not out.exists()
+    elsewhere = tmp_path / "logs"
+    elsewhere.mkdir()
+    os.chmod(elsewhere, 0o755)
+    assert _tag(tmp_path, out, f"runner:\n  audit_log: {elsewhere / 'audit.jsonl'}\n") == 0
+    assert _mode(elsewhere) == 0o755  # an existing folder is never chmodded
+    assert [json.loads(x)["event"] for x in (elsewhere / "audit.jsonl").read_text().splitlines()][-1] == "processed"
+    assert not (out / "audit.jsonl").exists()
+
+
+def test_symlinked_audit_log_is_refused_not_followed(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("someone else's file\n")
+    (out / "audit.jsonl").symlink_to(target)
+    assert _tag(tmp_path, out) == 2
+    assert "symbolic link" in capsys.readouterr().err
+    assert target.read_text() == "someone else's file\n"
+    assert not (out / "t").exists()
+
+
+def test_symlinked_session_folder_is_refused_not_followed(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    target = tmp_path / "victim"
+    target.mkdir()
+    (out / "t").symlink_to(target, target_is_directory=True)
+    assert _tag(tmp_path, out) == 1
+    assert list(target.iterdir()) == []  # nothing written through the link
+    failed = [json.loads(x) for x in (out / "audit.jsonl").read_text().splitlines() if '"failed"' in x]
+    assert len(failed) == 1 and "symbolic link" in failed[0]["error"]
+    # the other sessions of the batch are unaffected, and the link is still refused on a rerun
+    assert _tag(tmp_path, out, name="other") == 0 and (out / "other" / "session.json").is_file()
+    assert _tag(tmp_path, out) == 1 and list(target.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------- 8: session ids
+
+def _transcript_batch(tmp_path: Path, ids: list[str]):
+    """A manifest whose rows point at one transcript, run by the real runner in text-only mode."""
+    from pipeline.config import load_config
+    from pipeline.inputs import collect_jobs
+    from pipeline.runner import run_batch
+    from pipeline.session import TranscriptProcessor
+
+    t = tmp_path / "t.csv"
+    t.write_text("start,end,speaker,text,role\n0,2,T,How was your week?,therapist\n2.5,5,C,Fine.,client\n")
+    m = tmp_path / "m.csv"
+    m.write_text("audio,session_id,consent_recording,consent_analysis\n"
+                 + "".join(f"t.csv,{sid},true,true\n" for sid in ids))
+    jobs, refusals = collect_jobs([str(m)], consent_on_file=False)
+    cfg = load_config(overrides={"tagging": {"enabled": False}})
+    out = tmp_path / "out"
+    return run_batch(jobs, refusals, out, cfg, processor_factory=TranscriptProcessor), out
+
+
+def test_overlong_session_id_is_shortened_not_a_crash(tmp_path):
+    from pipeline.inputs import MAX_ID_BYTES, safe_session_id
+
+    long_a, long_b = "a" * 300, "a" * 299 + "b"
+    result, out = _transcript_batch(tmp_path, [long_a, long_b, "é" * 200])
+    assert [o.status for o in result.outcomes] == ["ok", "ok", "ok"], result.outcomes
+    ids = {o.session_id for o in result.outcomes}
+    assert len(ids) == 3 and all(len(i.encode()) <= MAX_ID_BYTES for i in ids)
+    assert safe_session_id(long_a) != safe_session_id(long_b)  # the hash keeps distinct ids distinct
+    for sid in ids:
+        assert (out / sid / "session.json").is_file()
+    audit = [json.loads(x) for x in (out / "audit.jsonl").read_text().splitlines()]
+    assert sorted(a["session_id"] for a in audit if a["event"] == "processed") == sorted(ids)
+
+
+@pytest.mark.parametrize("sid", ["index.html", "events.parquet", "Sessions.parquet", "audit.jsonl"])
+def test_session_ids_that_collide_with_batch_outputs_are_refused(tmp_path, sid):
+    result, out = _transcript_batch(tmp_path, [sid, "fine"])
+    by = {o.session_id: o for o in result.outcomes}
+    assert by[sid].status == "refused" and "batch output" in by[sid].error
+    assert by["fine"].status == "ok"
+    assert not (out / sid).is_dir()
+    assert (out / "index.html").is_file() and (out / "events.parquet").is_file()
