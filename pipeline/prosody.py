@@ -21,8 +21,9 @@ Per turn (`TurnProsody`):
   first word start); pauses are gaps between consecutive words of at least `pause_min_s`;
   `articulation_rate_wps` = words / (that time - pauses); `pause_proportion` = pauses / that time.
 - Baseline and change: for each measure, the speaker's own session mean and SD (sample SD) over their
-  measured turns; `*_z` = (value - mean) / SD, computed when the speaker has at least `min_baseline_turns`
-  measured turns; arousal = (f0_z + intensity_z) / 2 (vocally encoded arousal: mean F0 and intensity,
+  measured turns; `*_z` = (value - mean) / max(SD, floor), computed when the speaker has at least
+  `min_baseline_turns` measured turns (floors, `MIN_SD`: 0.5 semitone, 1 dB, 5% of the mean rate, 0.02 of
+  pause proportion, so that an inaudible change in a very steady voice is not "2 SD"); arousal = (f0_z + intensity_z) / 2 (vocally encoded arousal: mean F0 and intensity,
   Juslin & Scherer 2005; Imel et al. 2014); `speech_rate_change` = speech rate / the speaker's mean - 1.
 - Too little own speech, too little voicing (whispered or very short turns) or too few words give None
   for the affected values, with the reason in `note`; never an error.
@@ -57,6 +58,12 @@ from pipeline.records import Event, Segment, Turn, TurnProsody, Word
 REF_HZ = 100.0  # semitone reference
 MEASURES: tuple[str, ...] = ("f0_st", "intensity_db", "speech_rate_wps", "articulation_rate_wps",
                              "pause_proportion")
+# Floors under the baseline SD of a z-score: a very steady voice (or a synthetic one: the demo's intensity
+# varies by 0.2 dB between turns) would otherwise turn a change nobody can hear into "2 SD". About the
+# smallest between-turn differences listeners notice: ~0.5 semitone, ~1 dB; 5% of a rate; 2 points of
+# pause proportion.
+MIN_SD: Mapping[str, float] = {"f0_st": 0.5, "intensity_db": 1.0, "pause_proportion": 0.02}
+MIN_SD_RELATIVE: Mapping[str, float] = {"speech_rate_wps": 0.05, "articulation_rate_wps": 0.05}
 _Z_FIELD = {"f0_st": "f0_z", "intensity_db": "intensity_z", "speech_rate_wps": "speech_rate_z",
             "articulation_rate_wps": "articulation_rate_z", "pause_proportion": "pause_z"}
 
@@ -305,6 +312,11 @@ def baselines(prosody: Sequence[TurnProsody], min_turns: int) -> dict[str, dict[
     return out
 
 
+def z_sd(measure: str, b: Baseline) -> float:
+    """The SD a z-score divides by: the baseline SD, at least the measure's floor (MIN_SD)."""
+    return max(b.sd, MIN_SD.get(measure, 0.0), MIN_SD_RELATIVE.get(measure, 0.0) * abs(b.mean))
+
+
 def with_z_scores(prosody: Sequence[TurnProsody], base: Mapping[str, Mapping[str, Baseline]]
                   ) -> tuple[TurnProsody, ...]:
     out = []
@@ -313,7 +325,7 @@ def with_z_scores(prosody: Sequence[TurnProsody], base: Mapping[str, Mapping[str
         z: dict[str, float | None] = {}
         for m, zf in _Z_FIELD.items():
             v = getattr(p, m)
-            z[zf] = (v - b[m].mean) / b[m].sd if v is not None and m in b else None
+            z[zf] = (v - b[m].mean) / z_sd(m, b[m]) if v is not None and m in b else None
         arousal = (z["f0_z"] + z["intensity_z"]) / 2.0 if z["f0_z"] is not None and z["intensity_z"] is not None else None
         change = (p.speech_rate_wps / b["speech_rate_wps"].mean - 1.0
                   if p.speech_rate_wps is not None and "speech_rate_wps" in b and b["speech_rate_wps"].mean > 0 else None)

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from pipeline.records import SCHEMA_VERSION, Event, Segment, SessionRecord, Speaker, Turn, Word
+from pipeline.records import SCHEMA_VERSION, Event, Segment, SessionRecord, Speaker, Turn, TurnProsody, Word
 
 _EVENT_KEYS = ("type", "subtype", "start", "end", "speaker", "target_speaker", "turn_index", "confidence",
                "evidence")
@@ -17,6 +17,28 @@ _EVENT_KEYS = ("type", "subtype", "start", "end", "speaker", "target_speaker", "
 
 def _r(x: float) -> float:
     return round(float(x), 3)
+
+
+# turns[].prosody keys (session.json), in this order; all TurnProsody fields but turn_index and speaker
+PROSODY_KEYS: tuple[str, ...] = ("own_speech_s", "voiced_s", "f0_hz", "f0_st", "f0_range_st", "intensity_db",
+                                 "speech_rate_wps", "articulation_rate_wps", "pause_proportion", "f0_z",
+                                 "intensity_z", "speech_rate_z", "articulation_rate_z", "pause_z", "arousal",
+                                 "speech_rate_change", "note")
+
+
+def prosody_to_dict(p: TurnProsody) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    for k in PROSODY_KEYS:
+        v = getattr(p, k)
+        d[k] = v if v is None or isinstance(v, str) else round(float(v), 3)
+    return d
+
+
+def prosody_from_dict(turn: Turn, d: Mapping[str, Any]) -> TurnProsody:
+    vals = {k: (None if d.get(k) is None else float(d[k])) for k in PROSODY_KEYS if k != "note"}
+    vals["own_speech_s"] = vals["own_speech_s"] or 0.0
+    vals["voiced_s"] = vals["voiced_s"] or 0.0
+    return TurnProsody(turn_index=turn.index, speaker=turn.speaker, note=str(d.get("note") or ""), **vals)
 
 
 def event_to_dict(e: Event) -> dict[str, Any]:
@@ -44,6 +66,7 @@ def event_from_dict(d: Mapping[str, Any]) -> Event:
 
 
 def record_to_dict(rec: SessionRecord) -> dict[str, Any]:
+    prosody = {p.turn_index: p for p in rec.prosody}
     d: dict[str, Any] = {
         "schema_version": rec.schema_version,
         "session_id": rec.session_id,
@@ -55,7 +78,8 @@ def record_to_dict(rec: SessionRecord) -> dict[str, Any]:
         ],
         "turns": [
             {"index": t.index, "speaker": t.speaker, "role": t.role, "start": _r(t.start), "end": _r(t.end),
-             "text": t.text, "word_count": t.word_count}
+             "text": t.text, "word_count": t.word_count,
+             **({"prosody": prosody_to_dict(prosody[t.index])} if t.index in prosody else {})}
             for t in rec.turns
         ],
     }
@@ -77,6 +101,13 @@ def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:
     if str(d.get("schema_version")) != SCHEMA_VERSION:
         raise ValueError(f"unsupported session.json schema_version {d.get('schema_version')!r}")
     words = d.get("words")
+    turns = tuple(
+        Turn(t["index"], t["speaker"], t["role"], float(t["start"]), float(t["end"]), t["text"],
+             int(t.get("word_count", len(t["text"].split()))))
+        for t in d["turns"]
+    )
+    prosody = tuple(prosody_from_dict(turn, t["prosody"]) for turn, t in zip(turns, d["turns"])
+                    if isinstance(t.get("prosody"), Mapping))
     return SessionRecord(
         session_id=d["session_id"],
         duration_s=float(d["duration_s"]),
@@ -85,11 +116,7 @@ def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:
                     s.get("role_source", "transcript"))
             for s in d["speakers"]
         ),
-        turns=tuple(
-            Turn(t["index"], t["speaker"], t["role"], float(t["start"]), float(t["end"]), t["text"],
-                 int(t.get("word_count", len(t["text"].split()))))
-            for t in d["turns"]
-        ),
+        turns=turns,
         words=None if words is None else tuple(
             Word(float(w["start"]), float(w["end"]), w["text"], float(w.get("probability", 1.0)), w.get("speaker"))
             for w in words
@@ -99,6 +126,7 @@ def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:
         provenance=d.get("provenance", {}),
         metadata=d.get("metadata", {}),
         segments=tuple(Segment(float(s["start"]), float(s["end"]), s["speaker"]) for s in d.get("segments", ())),
+        prosody=prosody,
     )
 
 

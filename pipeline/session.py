@@ -4,12 +4,14 @@ stages). Nothing here knows about pools, Ray, file layout or the audit log: that
 Stages, each reported to `hook(step, artifact=None, completed=None, total=None)` (pyannote's hook shape):
   audio -> diarization (pyannote, or exact channels for stereo one-speaker-per-channel) -> transcription
   -> attribution (every word one speaker, exclusive track) -> roles -> turns -> measures -> tagging
+  -> prosody (per-turn voice measures, vocal synchrony; evidence only, after the tagger)
 """
 
 from __future__ import annotations
 
 import pipeline.offline  # noqa: F401
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ from pipeline.channels import diarize_channels, gate_to_speech, words_in_speech
 from pipeline.config import Config, to_dict
 from pipeline.errors import RuptureError, SessionError
 from pipeline.measures import measure_conversation, segments_from_turns, talk_time
+from pipeline.prosody import analyse_prosody, prosody_metrics, with_prosody_evidence
 from pipeline.records import (Audio, Diarization, Event, ModelInfo, Segment, SessionRecord, Speaker, Transcript,
                               Turn, Word)
 from pipeline.roles import assign_roles
@@ -130,6 +133,11 @@ class SessionProcessor:
 
             self.classifier = MarkerClassifier(cfg.tagging, cfg.models)
             hook("load_tagger")
+        if cfg.prosody.enabled:
+            from pipeline.prosody import warm_up
+
+            warm_up(cfg.prosody, cfg.audio.sample_rate)  # librosa's compiled kernels load here, not in session 1
+            hook("load_prosody")
 
     @property
     def model_infos(self) -> dict[str, ModelInfo]:
@@ -224,9 +232,24 @@ def process_session(req: SessionRequest, proc: SessionProcessor, hook: Hook = _n
         "asr_language": transcript.language,
     }
     role_source = "channel" if channel_path and assignment.source == "manifest" else assignment.source
-    return _stage("analysis")(analyse_conversation)(
+    rec = _stage("analysis")(analyse_conversation)(
         req.session_id, audio.duration_s, turns, words, diar.overlapping, diar.speakers, assignment.roles,
         assignment.confidence, role_source, proc.classifier, cfg, provenance, dict(req.metadata), hook)
+    if cfg.prosody.enabled:
+        rec = _stage("prosody")(add_prosody)(rec, audio, diar, channel_path, cfg)
+        hook("prosody", rec.prosody)
+    return rec
+
+
+def add_prosody(rec: SessionRecord, audio: Audio, diar: Diarization, channel_path: bool, cfg: Config) -> SessionRecord:
+    """Per-turn voice measures, `metrics.prosody` (baselines, vocal synchrony) and the prosodic evidence of
+    rupture/repair events. Each speaker's own channel on the stereo channel path, else the mono mix."""
+    signals = ({spk: audio.samples[CHANNEL_SPEAKERS.index(spk)] for spk in diar.speakers} if channel_path
+               else audio.mono)
+    res = analyse_prosody(signals, audio.sample_rate, rec.turns, rec.words or (), diar.exclusive, diar.overlapping,
+                          cfg.prosody)
+    return dataclasses.replace(rec, prosody=res.turns, metrics={**rec.metrics, "prosody": prosody_metrics(res, cfg.prosody)},
+                               events=with_prosody_evidence(rec.events, res.turns, rec.turns))
 
 
 def _transcribe(proc: SessionProcessor, audio: Audio, diar: Diarization, channel_path: bool) -> Transcript:

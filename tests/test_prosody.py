@@ -64,7 +64,8 @@ def _tp(i: int, spk: str, f0: float | None, db: float | None, rate: float | None
 
 def test_z_scores_against_own_baseline_and_arousal() -> None:
     raw = [_tp(0, "A", 0.0, -20.0, 3.0), _tp(1, "A", 2.0, -22.0, 3.0), _tp(2, "A", 4.0, -24.0, 6.0),
-           _tp(3, "B", 10.0, -30.0, 2.0), _tp(4, "B", 10.0, -30.0, 2.0), _tp(5, "B", None, None, 2.0)]
+           _tp(3, "B", 10.0, -30.0, 2.0), _tp(4, "B", 10.0, -30.0, 2.0), _tp(5, "B", None, None, 2.0),
+           _tp(6, "D", 5.0, -20.0), _tp(7, "D", 5.1, -20.1), _tp(8, "D", 5.2, -20.2)]
     base = baselines(raw, min_turns=3)
     assert base["A"]["f0_st"].mean == pytest.approx(2.0) and base["A"]["f0_st"].sd == pytest.approx(2.0)
     assert "f0_st" not in base.get("B", {})  # two values: no baseline
@@ -75,6 +76,9 @@ def test_z_scores_against_own_baseline_and_arousal() -> None:
     assert scored[2].speech_rate_change == pytest.approx(6.0 / 4.0 - 1.0)
     assert scored[3].arousal is None and "baseline" in scored[3].note
     assert scored[5].arousal is None
+    # a very steady voice: SD 0.1 st / 0.1 dB, but z divides by the floors (0.5 st, 1 dB)
+    assert base["D"]["f0_st"].sd == pytest.approx(0.1)
+    assert scored[8].f0_z == pytest.approx(0.1 / 0.5) and scored[8].intensity_z == pytest.approx(-0.1 / 1.0)
 
 
 # ------------------------------------------------------------------------------------------------ synchrony
@@ -200,3 +204,22 @@ def test_prosody_evidence_on_flagged_events() -> None:
     # nothing measured against a baseline: the event is unchanged
     bare = TurnProsody(1, "C", 0.5, 0.4)
     assert with_prosody_evidence(ev, [bare], turns) == ev
+
+
+# ---------------------------------------------------------------------------------------- session.json
+
+def test_session_json_round_trip_keeps_prosody(tmp_path) -> None:
+    import json
+    from pathlib import Path
+
+    from pipeline.serialize import read_session_json, record_to_dict, write_session_json
+
+    src = Path(__file__).parent / "fixtures" / "session_small.json"
+    rec = read_session_json(src)
+    assert len(rec.prosody) == len(rec.turns)
+    assert rec.prosody[5].arousal is not None and rec.prosody[3].f0_hz is None and rec.prosody[3].note
+    write_session_json(rec, tmp_path / "s.json")
+    assert json.loads((tmp_path / "s.json").read_text()) == json.loads(src.read_text())
+    # a record without prosody (text mode, older files) writes no turns[].prosody key
+    d = record_to_dict(dataclasses.replace(rec, prosody=()))
+    assert all("prosody" not in t for t in d["turns"])

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from pipeline.records import SessionRecord
 from pipeline.serialize import atomic_write, read_session_json
-from pipeline.exports._formats import event_row
+from pipeline.exports._formats import TURN_PROSODY_COLUMNS, event_row, turn_prosody_values
 from pipeline.exports._labels import model_names, speaker_names, speaker_roles
 from pipeline.exports._summary import session_counts
 
@@ -46,7 +46,7 @@ def _schemas() -> dict[str, Any]:
             ("session_id", pa.string()), ("index", pa.int32()), ("speaker", pa.string()),
             ("speaker_name", pa.string()), ("role", pa.string()), ("start", pa.float64()), ("end", pa.float64()),
             ("duration", pa.float64()), ("word_count", pa.int32()), ("text", pa.string()),
-        ]),
+        ] + [(c, pa.string() if c == "prosody_note" else pa.float64()) for c in TURN_PROSODY_COLUMNS]),
         "events": pa.schema([
             ("session_id", pa.string()), ("event_id", pa.int32()), ("type", pa.string()), ("subtype", pa.string()),
             ("subtype_label", pa.string()), ("start", pa.float64()), ("end", pa.float64()),
@@ -90,11 +90,13 @@ def corpus_rows(records: Sequence[SessionRecord]) -> dict[str, list[dict[str, An
     for rec in records:
         sessions.append(session_row(rec))
         names = speaker_names(rec)
+        prosody = turn_prosody_values(rec)
         for t in rec.turns:
             turns.append({"session_id": rec.session_id, "index": t.index, "speaker": t.speaker,
                           "speaker_name": names.get(t.speaker, t.speaker), "role": t.role,
                           "start": float(t.start), "end": float(t.end), "duration": float(t.end - t.start),
-                          "word_count": t.word_count, "text": t.text})
+                          "word_count": t.word_count, "text": t.text,
+                          **{c: prosody.get(t.index, {}).get(c) for c in TURN_PROSODY_COLUMNS}})
         roles = speaker_roles(rec)
         for i, e in enumerate(rec.events):
             row = event_row(rec.session_id, i, e, roles)

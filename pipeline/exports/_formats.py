@@ -25,6 +25,7 @@ import re
 from typing import Any, Mapping
 
 from pipeline.records import Event, SessionRecord
+from pipeline.serialize import PROSODY_KEYS, prosody_to_dict
 from pipeline.exports._labels import (
     CODED_VOCABULARIES,
     hms,
@@ -254,8 +255,10 @@ def textgrid_text(record: SessionRecord) -> str:
     return textgrid_io.getTextgridAsStr(tg_dict, "long_textgrid", True, None, None, 1e-8)
 
 
+# Prosody columns (pipeline.prosody; empty in text mode, for unmeasured values, and in records made before it)
+TURN_PROSODY_COLUMNS: tuple[str, ...] = tuple("prosody_note" if k == "note" else k for k in PROSODY_KEYS)
 TURN_COLUMNS: tuple[str, ...] = ("session_id", "index", "speaker", "speaker_name", "role", "start", "end",
-                                 "duration", "word_count", "text")
+                                 "duration", "word_count", "text") + TURN_PROSODY_COLUMNS
 EVENT_COLUMNS: tuple[str, ...] = ("session_id", "event_id", "type", "subtype", "subtype_label", "start", "end",
                                   "speaker", "speaker_role", "target_speaker", "target_role", "turn_index",
                                   "confidence", "resolved", "repair_turn_index", "coder", "evidence",
@@ -274,10 +277,25 @@ def _num(x: float) -> str:
     return f"{float(x):.3f}"
 
 
+def turn_prosody_values(record: SessionRecord) -> dict[int, dict[str, Any]]:
+    """turn index -> {TURN_PROSODY_COLUMNS column: value or None} (shared by turns.csv and the corpus table)."""
+    out: dict[int, dict[str, Any]] = {}
+    for p in record.prosody:
+        d = prosody_to_dict(p)
+        out[p.turn_index] = {("prosody_note" if k == "note" else k): d[k] for k in PROSODY_KEYS}
+    return out
+
+
 def turns_csv_text(record: SessionRecord) -> str:
     names = speaker_names(record)
+    prosody = turn_prosody_values(record)
+
+    def cell(v: Any) -> Any:
+        return "" if v is None else (f"{v:.3f}" if isinstance(v, float) else v)
+
     rows = [[record.session_id, t.index, t.speaker, names.get(t.speaker, t.speaker), t.role, _num(t.start),
              _num(t.end), _num(t.end - t.start), t.word_count, " ".join(t.text.split())]
+            + [cell(prosody.get(t.index, {}).get(c)) for c in TURN_PROSODY_COLUMNS]
             for t in record.turns]
     return _csv(rows, TURN_COLUMNS)
 
