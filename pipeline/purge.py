@@ -92,14 +92,10 @@ def purge(out_dir: Path, jobs: Sequence[SessionJob], older_than_days: float, *, 
                 want_sha = prov.get("input", {}).get("sha256")
                 if audio is None:
                     why_kept = "no INPUT names this session's recording"
-                elif not audio.is_file():
-                    why_kept = "recording already gone"
-                elif sha256_file(audio) != want_sha:
-                    why_kept = "the file at the input path is not the recording that was processed (sha256 differs)"
                 else:
-                    if not dry_run:
-                        audio.unlink()
-                    deleted.append("audio")
+                    why_kept = _delete_recording(audio, want_sha, dry_run)
+                    if why_kept is None:
+                        deleted.append("audio")
                 already = (prov.get("purged") or {}).get("transcripts", False)
                 if transcripts and not already:
                     if not dry_run:
@@ -120,6 +116,30 @@ def purge(out_dir: Path, jobs: Sequence[SessionJob], older_than_days: float, *, 
         if not dry_run and any("transcripts" in i.deleted for i in items):
             _write_index(out_dir, BatchResult())  # also rebuilds the corpus tables from the redacted records
     return items
+
+
+def _delete_recording(audio: Path, want_sha: str | None, dry_run: bool) -> str | None:
+    """Delete the recording at `audio` if it is the one that was processed; None when deleted (or, in a dry
+    run, when it would be), else why it was kept. An input given through a symbolic link is the file the link
+    points to: that file is hashed and deleted, then the link (deleting only the link left the recording on
+    disk while the audit said it was purged)."""
+    target = Path(os.path.realpath(audio))
+    if not target.is_file():
+        return "recording already gone"
+    if sha256_file(target) != want_sha:
+        return "the file at the input path is not the recording that was processed (sha256 differs)"
+    if dry_run:
+        return None
+    try:
+        target.unlink()
+    except OSError as e:
+        return f"could not delete the recording {target} ({e.strerror or type(e).__name__}); delete it by hand"
+    if audio.is_symlink():
+        try:
+            audio.unlink()
+        except OSError:
+            pass  # the recording is gone; a dangling link holds nothing
+    return None
 
 
 def purge_jobs(inputs: Sequence[str]) -> list[SessionJob]:

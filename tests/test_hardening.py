@@ -383,3 +383,58 @@ def test_session_ids_that_collide_with_batch_outputs_are_refused(tmp_path, sid):
     assert by["fine"].status == "ok"
     assert not (out / sid).is_dir()
     assert (out / "index.html").is_file() and (out / "events.parquet").is_file()
+
+
+# ------------------------------------------------------------------------------------- 6: purge via a link
+
+def test_purge_of_audio_given_through_a_symlink_deletes_the_recording(tmp_path):
+    """The input was a link: the recording it points to goes (after the hash check), then the link; the audit
+    line says audio only when the recording itself is gone."""
+    from datetime import datetime, timedelta, timezone
+
+    import numpy as np
+    import soundfile as sf
+
+    from pipeline.inputs import SessionJob
+    from pipeline.purge import purge
+    from test_purge import _make_session  # the runner's own writer, as in the purge tests
+
+    store = tmp_path / "archive"
+    store.mkdir()
+    recording = store / "real.wav"
+    sf.write(recording, (0.1 * np.sin(np.arange(16000) / 5)).astype("float32"), 16000)
+    link = tmp_path / "in" / "s1.wav"
+    link.parent.mkdir()
+    link.symlink_to(recording)
+    out = tmp_path / "out"
+    created = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    _make_session(out, "s1", link, created)
+    items = purge(out, [SessionJob("s1", link, "manifest")], 30, now=created + timedelta(days=40))
+    assert [(i.session_id, i.deleted) for i in items] == [("s1", ("audio",))]
+    assert not recording.exists(), "the recording itself must be deleted, not only the link"
+    assert not link.is_symlink()
+    purged = [json.loads(x) for x in (out / "audit.jsonl").read_text().splitlines() if '"purged"' in x]
+    assert len(purged) == 1 and purged[0]["deleted"] == ["audio"]
+
+
+def test_purge_keeps_a_changed_recording_behind_a_symlink(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    import numpy as np
+    import soundfile as sf
+
+    from pipeline.inputs import SessionJob
+    from pipeline.purge import purge
+    from test_purge import _make_session
+
+    recording = tmp_path / "real.wav"
+    sf.write(recording, (0.1 * np.sin(np.arange(16000) / 5)).astype("float32"), 16000)
+    link = tmp_path / "s1.wav"
+    link.symlink_to(recording)
+    out = tmp_path / "out"
+    created = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    _make_session(out, "s1", link, created)
+    recording.write_bytes(recording.read_bytes() + b"\0")  # changed since it was processed
+    items = purge(out, [SessionJob("s1", link, "manifest")], 30, now=created + timedelta(days=40))
+    assert items[0].deleted == () and "sha256 differs" in items[0].kept_audio_reason
+    assert recording.exists() and link.is_symlink()
