@@ -105,6 +105,21 @@ class ResolvedModel:
     info: ModelInfo
 
 
+def _refuse_extra_files(spec: ModelSpec, d: Path) -> None:
+    """A manifest model's folder holds exactly the manifest's files. Loaders read whatever else is there: a
+    `preprocessor_config.json` dropped into the Whisper folder passed the hash check and emptied every
+    transcript. Hidden files and sub-folders count too."""
+    if not d.is_dir():
+        return  # the missing-file check names the fetch command
+    expected = {f.name for f in spec.files}
+    extra = sorted(p.name for p in d.iterdir() if p.name not in expected)
+    if extra:
+        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        raise ModelIntegrityError(
+            f"model folder {d} holds {len(extra)} file(s) the manifest does not list ({shown}); an extra file "
+            f"can change how the model loads: remove it, or delete the folder and {FETCH_HINT}")
+
+
 def resolve(name_or_path: str, store: str = "", manifest: dict[str, ModelSpec] | None = None) -> ResolvedModel:
     """Find a model and verify it. A manifest name resolves in the store, with every file's sha256 checked
     against the manifest (ModelIntegrityError on mismatch); an existing local path is used as the user's own
@@ -113,6 +128,7 @@ def resolve(name_or_path: str, store: str = "", manifest: dict[str, ModelSpec] |
     if name_or_path in manifest:
         spec = manifest[name_or_path]
         d = store_dir(store) / spec.name
+        _refuse_extra_files(spec, d)
         combined = hashlib.sha256()
         for f in spec.files:
             p = d / f.name

