@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.config import Config
-from pipeline.errors import ModelError, UsageError
+from pipeline.errors import ModelError, RuptureError, UsageError
 from pipeline.inputs import SessionJob
 from pipeline.offline import OFFLINE_ENV
 
@@ -111,7 +111,13 @@ class SessionWorker:
                 torch.set_num_interop_threads(1)
             except RuntimeError:  # already set in this process
                 pass
-        self.proc = (spec.processor_factory or SessionProcessor)(cfg)
+        try:
+            self.proc = (spec.processor_factory or SessionProcessor)(cfg)
+        except RuptureError:
+            raise
+        except Exception as e:  # a library failing to load a model: a clear start-up error, never a traceback
+            raise ModelError(f"the models could not be loaded ({type(e).__name__}); run `rupture models verify` "
+                             "and check the models section of the config") from e
         self.cfg = cfg
         self.model_hashes = model_provenance(self.proc.model_infos)
         self.audit = AuditLog(audit_log_path(spec.out_dir, spec.cfg.runner.audit_log))

@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import sys
 import time
 import uuid
@@ -234,6 +235,31 @@ class BatchResult:
         return ", ".join(parts) + (" (interrupted)" if self.interrupted else "")
 
 
+def input_sha256(path: Path) -> str | None:
+    """sha256 of an input file; None when it cannot be read or is not a regular file (a FIFO blocks on
+    open and /dev/zero never ends: hashing one hung the batch with its lock held). The session then fails
+    alone in its first stage, which says what is wrong with the file."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        return sha256_file(path)
+    except OSError as e:
+        log.debug("cannot hash %s: %s", path, e)
+        return None
+
+
+def recorded_input_sha256(session_dir: Path) -> str | None:
+    """The input sha256 that the session.json already in `session_dir` records (None: none there)."""
+    sj = session_dir / "session.json"
+    if session_dir.is_symlink() or not sj.is_file():
+        return None
+    try:
+        sha = json.loads(sj.read_text(encoding="utf-8"))["provenance"]["input"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return sha if isinstance(sha, str) else None
+
+
 def is_complete(session_dir: Path, input_sha: str, cfg_digest: str) -> bool:
     sj = session_dir / "session.json"
     if session_dir.is_symlink() or not sj.is_file():  # a planted link never counts as done work
@@ -355,11 +381,16 @@ def _run_batch_locked(jobs: list[SessionJob], refusals: list[Refusal], out_dir: 
                          if a.get("event") == "processed"}
         pending: list[tuple[SessionJob, str | None]] = []
         for job in jobs:
-            try:
-                sha = sha256_file(job.audio_path)
-            except OSError as e:
-                sha = None
-                log.debug("cannot hash %s: %s", job.audio_path, e)
+            sha = input_sha256(job.audio_path)
+            earlier = recorded_input_sha256(out_dir / job.session_id)
+            if sha and earlier and earlier != sha and not force:
+                reason = ("the output folder already holds this session id for a different input (sha256 "
+                          "differs); give this input another session_id, or pass --force to replace that session")
+                audit.write("refused", session_id=job.session_id, source=str(job.audio_path), reason=reason,
+                            input_sha256=sha, recorded_input_sha256=earlier)
+                log.error("session %s refused: %s", job.session_id, reason)
+                result.outcomes.append(SessionOutcome(job.session_id, "refused", error=reason))
+                continue
             if sha and not force and is_complete(out_dir / job.session_id, sha, digest):
                 _recover_processed_line(out_dir / job.session_id, job.session_id, sha, audit, done_attempts)
                 log.info("session %s: already complete for this input and config, skipped", job.session_id)

