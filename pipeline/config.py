@@ -11,6 +11,7 @@ what it does and why its default is what it is.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -371,6 +372,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError as e:
                 errors.append(str(e))
+        if len(errors) == 1:  # `float | None`: the float's own reason is the clearer message
+            raise ConfigError(errors[0])
         raise ConfigError(f"{where}: {_kind(value)} does not match {tp}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
@@ -386,7 +389,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {_kind(value)}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):  # `.nan` as a threshold silently removed every flag
+            raise ConfigError(f"{where}: expected a finite number, got {'nan' if number != number else 'inf'}")
+        return number
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {_kind(value)}")

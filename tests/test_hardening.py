@@ -540,3 +540,17 @@ def test_same_session_id_from_a_different_input_is_refused_not_overwritten(tmp_p
     assert main(["tag", str(a / "s.csv"), "--out", str(out), *cfg]) == 0  # the same input again: skipped
     assert main(["tag", str(b / "s.csv"), "--out", str(out), *cfg, "--force"]) == 0  # explicit replacement
     assert "Shall we begin" in (out / "s" / "session.json").read_text()
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "1" + "0" * 400])
+def test_non_finite_config_numbers_are_refused(tmp_path, value):
+    from pipeline.config import load_config
+    from pipeline.errors import ConfigError
+
+    p = tmp_path / "c.yaml"
+    p.write_text(f"tagging:\n  threshold: {value}\n")
+    with pytest.raises(ConfigError, match="tagging.threshold: expected a finite number"):
+        load_config(p)
+    p.write_text(f"measures:\n  window_s: {value}\n")
+    with pytest.raises(ConfigError, match="measures.window_s"):
+        load_config(p)
