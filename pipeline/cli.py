@@ -7,6 +7,7 @@ import pipeline.offline  # noqa: F401  (must come before any ML import)
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -131,7 +132,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_import_eaf(args: argparse.Namespace) -> int:
+    from models.store import sha256_file
     from pipeline.exports import import_eaf
+    from pipeline.runner import AuditLog, make_private_dir
     from pipeline.serialize import read_session_json, write_session_json
 
     session_path = Path(args.session)
@@ -144,8 +147,25 @@ def cmd_import_eaf(args: argparse.Namespace) -> int:
                          "the session.json that `rupture run` wrote") from None
     new = import_eaf(Path(args.eaf), rec)
     out = Path(args.out) if args.out else session_path
-    write_session_json(new, out)
-    print(f"imported {sum(e.type in ('rupture', 'repair', 'interruption') for e in new.events)} coded events into {out}")
+    coded = sum(e.type in ("rupture", "repair", "interruption") for e in new.events)
+    os.umask(0o077)  # a new --out folder and the record are owner-only, as everything rupture writes
+    audit_path = session_path.parent.parent / "audit.jsonl"  # the output folder the session belongs to
+    audit = None
+    try:
+        if audit_path.is_file() or audit_path.is_symlink():
+            audit = AuditLog(audit_path)  # opened first: a refused audit log stops the import before any write
+        if not out.parent.exists():
+            make_private_dir(out.parent)
+        write_session_json(new, out)
+        if audit is not None:
+            audit.write("eaf_imported", session_id=rec.session_id, eaf_sha256=sha256_file(Path(args.eaf)),
+                        written_to=str(out.resolve()), coded_events=coded)
+    except OSError as e:
+        raise UsageError(f"cannot write the imported session: {e.strerror or type(e).__name__}") from None
+    finally:
+        if audit is not None:
+            audit.close()
+    print(f"imported {coded} coded events into {out}")
     return 0
 
 

@@ -554,3 +554,38 @@ def test_non_finite_config_numbers_are_refused(tmp_path, value):
     p.write_text(f"measures:\n  window_s: {value}\n")
     with pytest.raises(ConfigError, match="measures.window_s"):
         load_config(p)
+
+
+def _tagged_session(tmp_path: Path) -> Path:
+    (tmp_path / "t.csv").write_text("start,end,speaker,text,role\n0,2,T,How was your week?,therapist\n"
+                                    "2.5,5,C,Fine I guess.,client\n")
+    (tmp_path / "cfg.yaml").write_text(NO_TAGGER)
+    assert main(["tag", str(tmp_path / "t.csv"), "--out", str(tmp_path / "out"), "--config",
+                 str(tmp_path / "cfg.yaml")]) == 0
+    return tmp_path / "out" / "t"
+
+
+def test_eaf_without_session_urn_is_refused(tmp_path, capsys):
+    from pympi import Elan
+
+    sdir = _tagged_session(tmp_path)
+    eaf = Elan.Eaf(str(sdir / "session.eaf"))
+    eaf.properties = [p for p in eaf.properties if p[0] != "URN"]
+    Elan.to_eaf(str(tmp_path / "nourn.eaf"), eaf)
+    before = (sdir / "session.json").read_text()
+    capsys.readouterr()
+    assert main(["import-eaf", str(tmp_path / "nourn.eaf"), "--session", str(sdir / "session.json")]) == 2
+    assert "does not say which session" in capsys.readouterr().err
+    assert (sdir / "session.json").read_text() == before
+    assert main(["import-eaf", str(sdir / "session.eaf"), "--session", str(sdir / "session.json")]) == 0
+
+
+def test_import_eaf_out_is_private_and_audited(tmp_path):
+    sdir = _tagged_session(tmp_path)
+    dest = tmp_path / "coded" / "t" / "session.json"
+    assert main(["import-eaf", str(sdir / "session.eaf"), "--session", str(sdir / "session.json"),
+                 "--out", str(dest)]) == 0
+    assert _mode(dest.parent) == 0o700 and _mode(tmp_path / "coded") == 0o700 and _mode(dest) == 0o600
+    lines = [json.loads(x) for x in (tmp_path / "out" / "audit.jsonl").read_text().splitlines()]
+    assert lines[-1]["event"] == "eaf_imported" and lines[-1]["session_id"] == "t"
+    assert lines[-1]["written_to"] == str(dest.resolve()) and len(lines[-1]["eaf_sha256"]) == 64

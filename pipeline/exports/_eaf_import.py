@@ -129,6 +129,10 @@ def import_eaf(eaf_path: Path, record: SessionRecord, repair_window_s: float = 1
     if not any(tiers.values()):
         raise UsageError(f"{eaf_path} has no rupture, repair or interruption tier; export the session with "
                          "rupture (format 'eaf'), code it in ELAN, then import that file")
+    if not (isinstance(urn, str) and urn.startswith(_URN_PREFIX)):
+        # An EAF that does not say which session it codes could be imported into any session.
+        raise UsageError(f"{eaf_path} does not say which session it codes (no {_URN_PREFIX}<id> URN in its "
+                         "header); import the session.eaf that rupture exported for this session, coded in ELAN")
 
     originals = [e for e in record.events if e.type in EAF_CODE_TYPES]
     used: set[int] = set()
