@@ -589,3 +589,28 @@ def test_import_eaf_out_is_private_and_audited(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "out" / "audit.jsonl").read_text().splitlines()]
     assert lines[-1]["event"] == "eaf_imported" and lines[-1]["session_id"] == "t"
     assert lines[-1]["written_to"] == str(dest.resolve()) and len(lines[-1]["eaf_sha256"]) == 64
+
+
+def test_csv_exports_neutralise_spreadsheet_formulas(tmp_path):
+    import csv
+
+    (tmp_path / "t.csv").write_text(
+        "start,end,speaker,text,role\n"
+        '0,2,@therapist,"=HYPERLINK(""http://example.invalid"",""click"")",therapist\n'
+        "2.5,5,+client,-- I don't know,client\n"
+        "5.5,7,@therapist,Okay.,therapist\n")
+    (tmp_path / "cfg.yaml").write_text(NO_TAGGER)
+    assert main(["tag", str(tmp_path / "t.csv"), "--out", str(tmp_path / "out"), "--config",
+                 str(tmp_path / "cfg.yaml")]) == 0
+    rows = list(csv.DictReader((tmp_path / "out" / "t" / "turns.csv").open()))
+    assert rows[0]["text"] == "'=HYPERLINK(\"http://example.invalid\",\"click\")"
+    assert rows[0]["speaker"] == "'@therapist" and rows[1]["speaker"] == "'+client"
+    assert rows[1]["text"] == "'-- I don't know" and rows[2]["text"] == "Okay."
+    assert float(rows[1]["start"]) == 2.5  # numbers untouched
+    for name in ("turns.csv", "events.csv"):
+        for row in csv.reader((tmp_path / "out" / "t" / name).open()):
+            for cell in row:
+                assert not cell.startswith(("=", "+", "@")) or cell[1:2].isdigit(), (name, cell)
+    # the record keeps the words as said
+    rec = json.loads((tmp_path / "out" / "t" / "session.json").read_text())
+    assert rec["turns"][1]["text"] == "-- I don't know"

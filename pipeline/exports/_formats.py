@@ -265,11 +265,27 @@ EVENT_COLUMNS: tuple[str, ...] = ("session_id", "event_id", "type", "subtype", "
                                   "details")
 
 
+# Spreadsheets run a cell that starts with one of these as a formula (CSV injection): `=HYPERLINK(...)` in
+# a transcript would become a live link in Excel or LibreOffice. Such text cells get a leading apostrophe
+# (OWASP's advice: the spreadsheet shows the text, a program sees one extra character); numbers are kept.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _safe_cell(v: Any) -> Any:
+    if isinstance(v, str) and v.startswith(_FORMULA_START):
+        try:
+            float(v)
+            return v
+        except ValueError:
+            return "'" + v
+    return v
+
+
 def _csv(rows: list[list[Any]], header: tuple[str, ...]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
-    w.writerows(rows)
+    w.writerows([_safe_cell(v) for v in row] for row in rows)
     return buf.getvalue()
 
 
