@@ -42,6 +42,7 @@ class Refusal:
     session_id: str
     source: str
     reason: str
+    audio_path: Path | None = None  # the recording a manifest row refused (None: not from a manifest row)
 
 
 # A session id is a folder name: file systems allow 255 bytes; a longer id crashed the batch with
@@ -126,7 +127,7 @@ def read_manifest(path: Path) -> tuple[list[SessionJob], list[Refusal]]:
         if not (rec and ana):
             lacking = [c for c, ok in (("consent_recording", rec), ("consent_analysis", ana)) if not ok]
             refusals.append(Refusal(sid, str(path), f"no recorded consent ({' and '.join(lacking)} not true in the "
-                                                   "manifest); the session was not processed"))
+                                                   "manifest); the session was not processed", audio))
             continue
         ns = row.get("num_speakers") or ""
         try:
@@ -158,13 +159,22 @@ def collect_jobs(inputs: list[str], consent_on_file: bool) -> tuple[list[Session
             jobs += j
             refusals += r
             continue
+        decided: dict[Path, SessionJob | Refusal] = {}
         if p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
             if not files:
                 raise UsageError(f"folder {raw} holds no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))})")
+            decided = _folder_manifest_decisions(p)
         else:
             files = [p]
         for f in files:
+            known = decided.get(f.resolve())
+            if isinstance(known, Refusal):
+                refusals.append(known)
+                continue
+            if isinstance(known, SessionJob):
+                jobs.append(known)
+                continue
             sid = safe_session_id(f.stem)
             if not consent_on_file:
                 refusals.append(Refusal(sid, str(f), "no recorded consent: plain audio paths need --consent-on-file "
@@ -173,6 +183,31 @@ def collect_jobs(inputs: list[str], consent_on_file: bool) -> tuple[list[Session
                 continue
             jobs.append(SessionJob(session_id=sid, audio_path=f, consent_source="operator_attestation"))
     return dedupe(jobs, refusals)
+
+
+def _is_manifest(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+            header = next(csv.reader([f.readline()]), [])
+    except OSError:
+        return False
+    cols = {c.strip().casefold() for c in header}
+    return "audio" in cols and bool(cols & {"consent_recording", "consent_analysis"})
+
+
+def _folder_manifest_decisions(folder: Path) -> dict[Path, SessionJob | Refusal]:
+    """Manifests inside a folder INPUT decide consent for the recordings they list: `--consent-on-file`
+    never overrides a manifest that refuses it (it did: the folder's audio was processed on the operator's
+    attestation). Returns the resolved audio path -> the manifest's job or refusal."""
+    decided: dict[Path, SessionJob | Refusal] = {}
+    for m in sorted(q for q in folder.rglob("*") if q.is_file() and q.suffix.lower() == ".csv" and _is_manifest(q)):
+        m_jobs, m_refusals = read_manifest(m)
+        for r in m_refusals:  # a refusal wins over any other row for the same recording
+            if r.audio_path is not None:
+                decided[r.audio_path.resolve()] = r
+        for j in m_jobs:
+            decided.setdefault(j.audio_path.resolve(), j)
+    return decided
 
 
 def dedupe(jobs: list[SessionJob], refusals: list[Refusal]) -> tuple[list[SessionJob], list[Refusal]]:

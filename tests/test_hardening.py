@@ -614,3 +614,23 @@ def test_csv_exports_neutralise_spreadsheet_formulas(tmp_path):
     # the record keeps the words as said
     rec = json.loads((tmp_path / "out" / "t" / "session.json").read_text())
     assert rec["turns"][1]["text"] == "-- I don't know"
+
+
+def test_folder_with_consent_on_file_obeys_a_manifest_inside_it(tmp_path):
+    """`--consent-on-file` on a folder attests consent for plain recordings only: a manifest inside the
+    folder that refuses consent for a recording wins (the recording was processed on the attestation)."""
+    import numpy as np
+    import soundfile as sf
+
+    from pipeline.inputs import collect_jobs
+
+    for name in ("refused.wav", "agreed.wav", "plain.wav"):
+        sf.write(tmp_path / name, np.zeros(1600, dtype=np.float32), 16000)
+    (tmp_path / "manifest.csv").write_text(
+        "audio,session_id,consent_recording,consent_analysis,consent_date,site\n"
+        "refused.wav,r1,true,false,2026-01-01,a\n"
+        "agreed.wav,a1,true,true,2026-01-01,b\n")
+    jobs, refusals = collect_jobs([str(tmp_path)], consent_on_file=True)
+    assert {j.session_id: j.consent_source for j in jobs} == {"a1": "manifest", "plain": "operator_attestation"}
+    assert [r.session_id for r in refusals] == ["r1"] and "consent_analysis" in refusals[0].reason
+    assert dict(next(j for j in jobs if j.session_id == "a1").metadata) == {"site": "b"}
