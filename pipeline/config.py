@@ -242,11 +242,12 @@ class ProsodyConfig:
     Evidence for the reviewer only: nothing here changes a rupture decision."""
 
     enabled: bool = True
-    # F0 bounds (Hz). 65-500 Hz covers adult men (~85-180 Hz), women (~165-255 Hz) and children
-    # (~250-400 Hz) with margin. pyin searches only `range_octaves` either side of each speaker's typical F0
+    # F0 bounds (Hz). 75-500 Hz covers adult men (~85-180 Hz), women (~165-255 Hz) and children
+    # (~250-400 Hz); 75 Hz is Praat's default pitch floor, and it keeps 50/60 Hz mains hum out of the search
+    # (with a 65 Hz floor pyin tracked the hum on the shared stereo clip's left channel). pyin searches only `range_octaves` either side of each speaker's typical F0
     # (a quick YIN pass over up to `range_probe_s` of their own speech): pyin's Viterbi pass grows with the
     # square of the range, and one octave either side still holds every turn of one voice.
-    fmin_hz: float = 65.0
+    fmin_hz: float = 75.0
     fmax_hz: float = 500.0
     range_octaves: float = 1.0
     range_probe_s: float = 30.0

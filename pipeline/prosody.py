@@ -187,6 +187,18 @@ def speaker_f0_range(x: np.ndarray, sr: int, own: Sequence[tuple[float, float]],
     return lo, hi
 
 
+def f0_track(y: np.ndarray, sr: int, cfg: ProsodyConfig, f0_range: tuple[float, float] | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """pyin F0 (Hz; NaN where unvoiced) and voiced flags of `y`, frame k centred at k * hop."""
+    import librosa
+
+    lo, hi = f0_range or (cfg.fmin_hz, cfg.fmax_hz)
+    f0, voiced, _ = librosa.pyin(np.ascontiguousarray(y, dtype=np.float32), fmin=lo, fmax=hi, sr=sr,
+                                 frame_length=int(round(cfg.frame_s * sr)), hop_length=max(1, int(round(cfg.hop_s * sr))),
+                                 resolution=cfg.resolution_st, center=True)
+    return f0, voiced
+
+
 def _turn_audio_measures(x: np.ndarray, sr: int, t: Turn, own: Sequence[tuple[float, float]],
                          cfg: ProsodyConfig, f0_range: tuple[float, float]
                          ) -> tuple[dict[str, float | None], float, float, list[str]]:
@@ -220,8 +232,7 @@ def _turn_audio_measures(x: np.ndarray, sr: int, t: Turn, own: Sequence[tuple[fl
     active = p_own >= peak * 10 ** (-cfg.active_range_db / 10)
     vals["intensity_db"] = 10.0 * math.log10(float(p_own[active].mean()))
 
-    f0, voiced, _ = librosa.pyin(seg, fmin=f0_range[0], fmax=f0_range[1], sr=sr, frame_length=frame,
-                                 hop_length=hop, resolution=cfg.resolution_st, center=True)
+    f0, voiced = f0_track(seg, sr, cfg, f0_range)
     m = min(f0.shape[0], mine.shape[0])
     sel = voiced[:m] & mine[:m] & np.isfinite(f0[:m])
     voiced_s = float(sel.sum()) * hop / sr
