@@ -11,11 +11,12 @@ set -euo pipefail
 
 need=()
 command -v flite >/dev/null 2>&1 || need+=(flite)
+command -v sox >/dev/null 2>&1 || need+=(sox)  # tests/test_prosody.py: pitch/tempo/gain changes of flite lines
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system packages: flite, chromium, strace and unshare present"
+  echo "system packages: flite, sox, chromium, strace and unshare present"
   exit 0
 fi
 if [ "$(id -u)" -eq 0 ]; then
