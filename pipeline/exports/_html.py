@@ -265,21 +265,58 @@ def _timeline(record: SessionRecord, names: Mapping[str, str], roles: Mapping[st
         if path:
             out.append(f'<path class="share" d="{" ".join(path)}"><title>therapist share of talk time</title></path>')
     y += share_h + 4
+    if any(p.arousal is not None for p in record.prosody):
+        y = _arousal_lane(record, names, roles, out, lane, y, dur)
     height = y
     out.append(f'<line id="playhead" class="playhead" x1="{_X0:.1f}" x2="{_X0:.1f}" y1="{axis_y + 3:.0f}" y2="{height:.0f}"/>')
     ticks = [f'<line class="tick" x1="{x:.1f}" x2="{x:.1f}" y1="{axis_y + 3:.0f}" y2="{height:.0f}"/>'
              for x in tick_xs]
     body = "\n".join(ticks + out)
     return (f'<svg class="timeline" viewBox="0 0 {_VIEW_W:.0f} {height:.0f}" role="img" '
-            f'aria-label="timeline of speakers, overlaps, pauses, flags and therapist talk share">\n{body}\n</svg>')
+            f'aria-label="timeline of speakers, overlaps, pauses, flags and therapist talk share'
+            f'{", vocal arousal" if any(p.arousal is not None for p in record.prosody) else ""}">\n{body}\n</svg>')
+
+
+AROUSAL_CLIP_SD = 2.5  # the arousal lane spans -2.5..+2.5 SD; larger values are drawn at its edge
+
+
+def _arousal_lane(record: SessionRecord, names: Mapping[str, str], roles: Mapping[str, str], out: list[str],
+                  lane: Any, y: float, dur: float) -> float:
+    """One line per speaker through their turns' arousal (z, own baseline) at each turn's middle, with a
+    dashed zero line; a dot per turn plays from that turn. Returns the y below the lane."""
+    h = 44.0
+    lane("arousal (SD)", y, h)
+    mid = y + h / 2
+    out.append(f'<line class="half" x1="{_X0:.1f}" x2="{_X0 + _W:.1f}" y1="{mid:.1f}" y2="{mid:.1f}"/>')
+    turns = {t.index: t for t in record.turns}
+    by_speaker: dict[str, list[tuple[float, float, float, float]]] = {}
+    for p in record.prosody:
+        t = turns.get(p.turn_index)
+        if t is None or p.arousal is None:
+            continue
+        z = max(-AROUSAL_CLIP_SD, min(AROUSAL_CLIP_SD, p.arousal))
+        by_speaker.setdefault(p.speaker, []).append(
+            (_x(0.5 * (t.start + t.end), dur), mid - z / AROUSAL_CLIP_SD * (h / 2 - 3), t.start, p.arousal))
+    for spk, pts in by_speaker.items():
+        role = roles.get(spk, "unknown")
+        cls = role if role in ("therapist", "client", "other") else "unknown"
+        d = " ".join(f'{"M" if i == 0 else "L"}{px:.1f} {py:.1f}' for i, (px, py, _, _) in enumerate(pts))
+        label = _e(names.get(spk, spk))
+        out.append(f'<path class="ar ar-{cls}" d="{d}"><title>{label} arousal</title></path>')
+        for px, py, start, a in pts:
+            out.append(f'<circle class="ar-dot ar-{cls} seekable" data-start="{_t(start)}" cx="{px:.1f}" cy="{py:.1f}" '
+                       f'r="2.2"><title>{label} arousal {a:+.1f} SD at {_clock(start)}</title></circle>')
+    return y + h + 4
 
 
 def _legend(record: SessionRecord) -> str:
     items = [("therapist", "therapist"), ("client", "client"), ("overlap", "overlap"), ("long_pause", "long pause"),
              ("rupture", "rupture"), ("repair", "repair"), ("interruption", "interruption"),
              ("talk_time_imbalance", "talk-time imbalance")]
+    arousal = ("<span>arousal: each speaker's pitch and loudness per turn against their own session average "
+               "(SD; 0 = their usual)</span>" if any(p.arousal is not None for p in record.prosody) else "")
     return ('<div class="legend">' + "".join(f'<span><span class="sw sw-{k}"></span>{_e(v)}</span>' for k, v in items)
-            + "<span>click anywhere on the timeline to play from there</span></div>")
+            + arousal + "<span>click anywhere on the timeline to play from there</span></div>")
 
 
 # -------------------------------------------------------------------------------------------------- flags
@@ -331,6 +368,9 @@ def _flag(i: int, ev: Event, by_index: Mapping[int, Turn], order: Sequence[int],
     body = [f'<div class="head">{"".join(head)}</div>']
     if ev.evidence:
         body.append(f'<p class="evidence">{_e(ev.evidence)}</p>')
+    voice = dict(ev.details).get("prosody_evidence")
+    if isinstance(voice, str) and voice:
+        body.append(f'<p class="voice">{_e(voice)}</p>')
     if ev.turn_index is not None and ev.turn_index in by_index:
         pos = order.index(ev.turn_index) if ev.turn_index in order else -1
         if pos >= 0:
