@@ -7,12 +7,15 @@ except under CI (CI=1 or RUPTURE_REQUIRE_RAY=1), where a missing Ray is a failur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,24 +50,95 @@ def _ray_bin() -> str:
     return str(Path(sys.executable).with_name("ray"))
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """A one-node Ray cluster on 127.0.0.1 (what an operator's existing cluster looks like)."""
-    if not HAVE_RAY:
-        pytest.fail("Ray is required in CI: install the ray extra (pip install -e '.[test,ray]')")
+def _pids_naming(text: str) -> list[int]:
+    """Processes whose command line contains `text` (a cluster's own temp dir: only its processes name it)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            if text.encode() in (d / "cmdline").read_bytes():
+                pids.append(int(d.name))
+        except OSError:
+            pass
+    return pids
+
+
+@contextlib.contextmanager
+def _ray_cluster(tmp: Path):
+    """A one-node Ray cluster on 127.0.0.1 (what an operator's existing cluster looks like), run by
+    `ray start --block` in a session of its own. Stopping it ends that process group and any process that
+    names the cluster's own temp dir, nothing else: `ray stop --force` would stop every Ray process on the
+    machine (another user's cluster, another test run)."""
     port = _free_port()
     env = {**os.environ, **RAY_ENV}
-    tmp = tmp_path_factory.mktemp("ray")
-    start = subprocess.run(
+    temp = tmp / "t"
+    log = open(tmp / "ray-start.log", "w")
+    proc = subprocess.Popen(
         [_ray_bin(), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
          "--include-dashboard", "false", "--disable-usage-stats", "--object-store-memory", str(200 * 1024 ** 2),
-         "--temp-dir", str(tmp / "t")],
-        env=env, capture_output=True, text=True, timeout=180)
-    assert start.returncode == 0, start.stderr[-3000:]
+         "--temp-dir", str(temp), "--block"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        deadline = time.monotonic() + 180
+        while "Ray runtime started" not in (tmp / "ray-start.log").read_text(errors="replace"):
+            assert proc.poll() is None, (tmp / "ray-start.log").read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "the Ray cluster did not start within 180 s"
+            time.sleep(0.5)
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([_ray_bin(), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        _stop_cluster(proc, str(temp))
+        log.close()
+
+
+def _stop_cluster(proc: subprocess.Popen, temp: str) -> None:
+    for sig, wait_s in ((signal.SIGTERM, 60), (signal.SIGKILL, 30)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    deadline = time.monotonic() + 30
+    while _pids_naming(temp) and time.monotonic() < deadline:  # the cluster's own processes wind down
+        time.sleep(0.5)
+    for pid in _pids_naming(temp):  # stragglers of this cluster only
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if not HAVE_RAY:
+        pytest.fail("Ray is required in CI: install the ray extra (pip install -e '.[test,ray]')")
+    with _ray_cluster(tmp_path_factory.mktemp("ray")) as address:
+        yield address
+
+
+@needs_ray
+@pytest.mark.slow
+def test_cluster_teardown_stops_only_its_own_processes(tmp_path):
+    """Issue 14, finding 10: the tests ran `ray stop --force`, which stops every Ray process on the machine.
+    A decoy that `ray stop` would match (a command line naming default_worker.py) must outlive the teardown;
+    the cluster's own processes must not."""
+    import tempfile
+
+    short = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # Ray's socket paths must stay under 108 bytes
+    decoy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "default_worker.py"])
+    try:
+        with _ray_cluster(short) as address:
+            assert address.startswith("127.0.0.1:") and _pids_naming(str(short / "t"))
+        assert decoy.poll() is None, "the teardown stopped a process that was not its cluster's"
+        assert _pids_naming(str(short / "t")) == []
+    finally:
+        decoy.kill()
+        decoy.wait()
+        shutil.rmtree(short, ignore_errors=True)
 
 
 @needs_ray
