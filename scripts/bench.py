@@ -81,7 +81,7 @@ def main() -> int:
     print(f"{'exports+report':<16}{med(exports):>10.2f}{dur / max(med(exports), 1e-9):>12.1f}")
     print(f"faster-whisper alone: {med(whisper_alone):.2f} s ({dur / med(whisper_alone):.1f}x realtime); "
           f"pipeline / whisper-alone = {total / med(whisper_alone):.2f}")
-    print(f"beyond ASR+diarization (attribution, roles, measures, tagging): {beyond:.2f} s = {beyond / total:.1%} of "
+    print(f"beyond ASR+diarization (attribution, roles, measures, tagging, prosody): {beyond:.2f} s = {beyond / total:.1%} of "
           f"the pipeline; with exports: {(beyond + med(exports)) / (total + med(exports)):.1%}")
     print(f"peak memory (RSS): {peak_rss_mb():.0f} MB")
     return 0
