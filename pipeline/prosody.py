@@ -5,7 +5,9 @@ Evidence for the reviewer, not part of the rupture decision (pipeline.tagging ne
 
 Own speech. Every audio measure of a turn uses only its speaker's own speech: frames whose centre lies in
 a segment the exclusive diarization track gives to that speaker and in no other speaker's segment of the
-overlapping track (overlaps excluded). On the stereo channel path the speaker's own channel is analysed.
+overlapping track (overlaps excluded). On the stereo channel path the speaker's own channel is analysed
+wherever its speech activity says they talk, overlaps included: the other voice is on the other channel
+(pipeline.session.add_prosody passes that track as `exclusive` and nothing as `overlapping`).
 
 Per turn (`TurnProsody`):
 - F0: librosa `pyin` (Mauch & Dixon 2014) over the turn, `frame_s`/`hop_s` frames, `resolution_st` bins,

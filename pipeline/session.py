@@ -243,11 +243,15 @@ def process_session(req: SessionRequest, proc: SessionProcessor, hook: Hook = _n
 
 def add_prosody(rec: SessionRecord, audio: Audio, diar: Diarization, channel_path: bool, cfg: Config) -> SessionRecord:
     """Per-turn voice measures, `metrics.prosody` (baselines, vocal synchrony) and the prosodic evidence of
-    rupture/repair events. Each speaker's own channel on the stereo channel path, else the mono mix."""
-    signals = ({spk: audio.samples[CHANNEL_SPEAKERS.index(spk)] for spk in diar.speakers} if channel_path
-               else audio.mono)
-    res = analyse_prosody(signals, audio.sample_rate, rec.turns, rec.words or (), diar.exclusive, diar.overlapping,
-                          cfg.prosody)
+    rupture/repair events. On the mono mix: each speaker's exclusive-track time minus the others' speech.
+    On the stereo channel path: each speaker's own channel wherever its speech activity says they talk,
+    overlaps included (the other voice is on the other channel; that is what the channel path is for)."""
+    if channel_path:
+        signals: Any = {spk: audio.samples[CHANNEL_SPEAKERS.index(spk)] for spk in diar.speakers}
+        own_track, others = diar.overlapping, ()
+    else:
+        signals, own_track, others = audio.mono, diar.exclusive, diar.overlapping
+    res = analyse_prosody(signals, audio.sample_rate, rec.turns, rec.words or (), own_track, others, cfg.prosody)
     return dataclasses.replace(rec, prosody=res.turns, metrics={**rec.metrics, "prosody": prosody_metrics(res, cfg.prosody)},
                                events=with_prosody_evidence(rec.events, res.turns, rec.turns))
 

@@ -94,6 +94,14 @@ def test_batch_offline_with_failure_refusal_and_outputs(batch, no_network, capsy
     phone = read_session_json(out / "phone" / "session.json")
     assert phone.provenance["diarization_method"] == "pyannote" and len(phone.speakers) == 2
 
+    # prosody (issue 15): every turn of both paths measured or given a reason; real voices get an F0
+    for rec in (tele, phone):
+        assert [p.turn_index for p in rec.prosody] == [t.index for t in rec.turns]
+        assert all(p.f0_hz is not None or p.note for p in rec.prosody)
+        assert "vocal_synchrony" in rec.metrics["prosody"]
+    assert any(p.f0_hz is not None and 80 < p.f0_hz < 400 for p in phone.prosody)
+    assert any(p.f0_hz is not None and 80 < p.f0_hz < 400 for p in tele.prosody if p.speaker == "ch1")
+
     # the broken one failed alone, with the stage recorded; the refused one was never processed
     failure = json.loads((out / "broken" / "failure.json").read_text())
     assert failure["stage"] == "audio" and not (out / "broken" / "session.json").exists()
@@ -156,4 +164,9 @@ def test_demo_command_produces_the_demo_record(tmp_path, no_network, capsys, dem
     assert der < 0.05, der
     roles = {s.role for s in rec.speakers}
     assert roles == {"therapist", "client"}
+    # prosody (issue 15): per-turn measures, synchrony over the adjacent pairs, evidence on a flagged moment
+    assert len(rec.prosody) == len(rec.turns) and sum(p.arousal is not None for p in rec.prosody) >= len(rec.turns) - 2
+    assert rec.metrics["prosody"]["vocal_synchrony"]["n_pairs"] >= 10
+    assert any(dict(e.details).get("prosody_evidence", "").startswith("client voice:") for e in rec.events
+               if e.type == "rupture")
     assert no_network == []
