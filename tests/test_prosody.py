@@ -143,6 +143,40 @@ def test_pearson_degenerate() -> None:
     assert pearson([1.0, 2.0, 3.0], [2.0, 4.0, 6.5]) == pytest.approx(float(np.corrcoef([1, 2, 3], [2, 4, 6.5])[0, 1]))
 
 
+# ------------------------------------------------------------------------------------------ properties
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_spans = st.lists(st.tuples(st.floats(0, 100), st.floats(0.01, 10), st.sampled_from("ABC")), max_size=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_spans, _spans)
+def test_own_speech_is_own_and_never_overlapped(excl: list, ovl: list) -> None:
+    exclusive = [Segment(a, a + d, s) for a, d, s in excl]
+    overlapping = [Segment(a, a + d, s) for a, d, s in ovl]
+    own = own_speech_intervals("A", exclusive, overlapping)
+    assert all(a < b for a, b in own) and all(b1 <= a2 for (_, b1), (a2, _) in zip(own, own[1:]))
+    probes = [a + f * (b - a) for a, b in own for f in (0.01, 0.5, 0.99)]
+    for t in probes:
+        assert any(x.start <= t <= x.end for x in exclusive if x.speaker == "A")
+        assert not any(x.start < t < x.end for x in overlapping if x.speaker != "A")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.floats(-3, 3, allow_nan=False), min_size=2, max_size=40), st.floats(0.1, 10), st.floats(-5, 5))
+def test_synchrony_is_bounded_and_scale_free(values: list[float], scale: float, shift: float) -> None:
+    turns, a = _chain(values)
+    s = vocal_synchrony(turns, a, window_pairs=5)
+    t = vocal_synchrony(turns, {k: v * scale + shift for k, v in a.items()}, window_pairs=5)
+    assert s.n_pairs == len(values) - 1
+    for x, y in ((s.r, t.r), (s.client_follows_r, t.client_follows_r), (s.therapist_follows_r, t.therapist_follows_r)):
+        if x is not None:
+            assert -1.0 <= x <= 1.0
+        if x is not None and y is not None:
+            assert x == pytest.approx(y, abs=1e-6)
+
+
 # ------------------------------------------------------------------------------------ synthetic signals
 
 def _voice(f0: float, seconds: float, amp: float = 0.1) -> np.ndarray:
@@ -473,3 +507,22 @@ def test_mains_hum_is_not_taken_for_a_voice(stereo_clip) -> None:
                         CFG).turns[0]
     assert p.intensity_db is not None
     assert (p.f0_hz is None and "voiced" in p.note) or p.f0_hz > 80.0
+
+
+def test_corpus_turns_table_carries_prosody(tmp_path) -> None:
+    import shutil
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from pipeline.exports import write_corpus_tables
+    from pipeline.exports._formats import TURN_PROSODY_COLUMNS
+
+    src = Path(__file__).parent / "fixtures" / "session_small.json"
+    (tmp_path / "demo-small").mkdir()
+    shutil.copy(src, tmp_path / "demo-small" / "session.json")
+    write_corpus_tables(tmp_path)
+    turns = pq.read_table(tmp_path / "turns.parquet").to_pylist()
+    assert set(TURN_PROSODY_COLUMNS) <= set(turns[0])
+    assert turns[5]["arousal"] == pytest.approx(-1.422, abs=1e-3) and turns[3]["f0_hz"] is None
+    assert "too little own speech" in turns[3]["prosody_note"]
