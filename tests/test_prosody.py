@@ -526,3 +526,15 @@ def test_corpus_turns_table_carries_prosody(tmp_path) -> None:
     assert set(TURN_PROSODY_COLUMNS) <= set(turns[0])
     assert turns[5]["arousal"] == pytest.approx(-1.422, abs=1e-3) and turns[3]["f0_hz"] is None
     assert "too little own speech" in turns[3]["prosody_note"]
+
+
+def test_child_and_low_voices_and_empty_session() -> None:
+    """A child's voice (~380 Hz) and a low adult voice (~90 Hz) are both tracked: each speaker's pyin
+    range follows their own typical F0. An empty session gives empty results, not an error."""
+    parts = [("K", 380.0, 1.5, 0.1), ("L", 90.0, 1.5, 0.1)] * 3
+    x, turns, words, segs = _session(parts)
+    res = analyse_prosody(x, SR, turns, words, segs, segs, CFG)
+    for p, (_, f0, _, _) in zip(res.turns, parts):
+        assert p.f0_hz == pytest.approx(f0, rel=0.02), p
+    empty = analyse_prosody(np.zeros(SR, np.float32), SR, [], [], [], [], CFG)
+    assert empty.turns == () and empty.synchrony.r is None and empty.synchrony.n_pairs == 0
