@@ -517,6 +517,7 @@ def test_corpus_turns_table_carries_prosody(tmp_path) -> None:
 
     from pipeline.exports import write_corpus_tables
     from pipeline.exports._formats import TURN_PROSODY_COLUMNS
+    from pipeline.serialize import read_session_json
 
     src = Path(__file__).parent / "fixtures" / "session_small.json"
     (tmp_path / "demo-small").mkdir()
@@ -526,6 +527,9 @@ def test_corpus_turns_table_carries_prosody(tmp_path) -> None:
     assert set(TURN_PROSODY_COLUMNS) <= set(turns[0])
     assert turns[5]["arousal"] == pytest.approx(-1.422, abs=1e-3) and turns[3]["f0_hz"] is None
     assert "too little own speech" in turns[3]["prosody_note"]
+    session = pq.read_table(tmp_path / "sessions.parquet").to_pylist()[0]
+    sync = read_session_json(src).metrics["prosody"]["vocal_synchrony"]
+    assert session["vocal_synchrony_r"] == sync["r"] and session["vocal_synchrony_pairs"] == sync["n_pairs"] > 10
 
 
 def test_child_and_low_voices_and_empty_session() -> None:

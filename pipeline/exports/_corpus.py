@@ -38,7 +38,8 @@ def _schemas() -> dict[str, Any]:
             ("ruptures_unresolved", pa.int32()), ("repairs", pa.int32()), ("interruptions", pa.int32()),
             ("interruptions_therapist_to_client", pa.int32()), ("interruptions_client_to_therapist", pa.int32()),
             ("backchannels", pa.int32()), ("overlaps", pa.int32()), ("long_pauses", pa.int32()),
-            ("imbalances", pa.int32()), ("human_coded_events", pa.int32()), ("models", pa.string()),
+            ("imbalances", pa.int32()), ("human_coded_events", pa.int32()),
+            ("vocal_synchrony_r", pa.float64()), ("vocal_synchrony_pairs", pa.int32()), ("models", pa.string()),
             ("package_version", pa.string()), ("created", pa.string()), ("metrics_json", pa.string()),
             ("metadata_json", pa.string()),
         ]),
@@ -62,6 +63,18 @@ def _jsonable(m: Mapping[str, Any]) -> str:
     return json.dumps(dict(m), sort_keys=True, ensure_ascii=False, default=str)
 
 
+def _synchrony(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Session vocal synchrony (metrics.prosody.vocal_synchrony: pooled lag-1 arousal r and its pair count);
+    None without prosody."""
+    pros = metrics.get("prosody")
+    sync = pros.get("vocal_synchrony") if isinstance(pros, Mapping) else None
+    if not isinstance(sync, Mapping):
+        return {"vocal_synchrony_r": None, "vocal_synchrony_pairs": None}
+    r, n = sync.get("r"), sync.get("n_pairs")
+    return {"vocal_synchrony_r": float(r) if isinstance(r, (int, float)) else None,
+            "vocal_synchrony_pairs": int(n) if isinstance(n, int) else None}
+
+
 def session_row(record: SessionRecord) -> dict[str, Any]:
     c = session_counts(record)
     prov = record.provenance if isinstance(record.provenance, Mapping) else {}
@@ -76,6 +89,7 @@ def session_row(record: SessionRecord) -> dict[str, Any]:
         "interruptions_client_to_therapist": directions.get("client→therapist", 0),
         "backchannels": c["backchannels"], "overlaps": c["overlaps"], "long_pauses": c["long_pauses"],
         "imbalances": c["imbalances"], "human_coded_events": c["human_coded_events"],
+        **_synchrony(record.metrics if isinstance(record.metrics, Mapping) else {}),
         "models": "; ".join(model_names(prov)),
         "package_version": str(prov.get("package_version", "")) or None,
         "created": str(prov.get("created", "")) or None,
