@@ -286,21 +286,25 @@ def measure_turns(signals: Mapping[str, np.ndarray] | np.ndarray, sample_rate: i
     ordered = sorted(words, key=lambda w: (w.start, w.end))
     starts = [w.start for w in ordered]
     own_cache: dict[str, tuple[tuple[float, float], ...]] = {}
+    bounds: dict[str, tuple[list[float], list[float]]] = {}  # sorted starts and ends of those intervals
     ranges: dict[str, tuple[float, float]] = {}
     out: list[TurnProsody] = []
     for t in turns:
         x = signals.get(t.speaker) if isinstance(signals, Mapping) else signals
         if t.speaker not in own_cache:
             own_cache[t.speaker] = own_speech_intervals(t.speaker, exclusive, overlapping)
+            bounds[t.speaker] = ([a for a, _ in own_cache[t.speaker]], [b for _, b in own_cache[t.speaker]])
             if x is not None:
                 ranges[t.speaker] = speaker_f0_range(x, sample_rate, own_cache[t.speaker], cfg)
+        starts_t, ends_t = bounds[t.speaker]  # the intervals that can touch this turn (disjoint, sorted)
+        own_t = own_cache[t.speaker][bisect.bisect_right(ends_t, t.start): bisect.bisect_left(starts_t, t.end)]
         notes: list[str] = []
         if x is None:
             audio_vals: dict[str, float | None] = {}
             own_s = voiced_s = 0.0
             notes.append("no audio for this speaker")
         else:
-            audio_vals, own_s, voiced_s, notes = _turn_audio_measures(x, sample_rate, t, own_cache[t.speaker], cfg,
+            audio_vals, own_s, voiced_s, notes = _turn_audio_measures(x, sample_rate, t, own_t, cfg,
                                                                       ranges[t.speaker])
         rates, rnotes = rate_measures(_turn_words(t, ordered, starts), cfg)
         out.append(TurnProsody(turn_index=t.index, speaker=t.speaker, own_speech_s=own_s, voiced_s=voiced_s,

@@ -128,6 +128,11 @@ def changes(plain: Mapping[int, TurnProsody], manip: Mapping[int, TurnProsody],
     rows = []
     for i in sorted(plain):
         p, m = plain[i], manip[i]
+        kind = manipulations[i][1] if i in manipulations else ""
+        if None in (p.f0_st, m.f0_st, p.speech_rate_wps, m.speech_rate_wps, p.intensity_db, m.intensity_db):
+            rows.append({"line": i, "manipulation": " ".join(manipulations[i][0]) if kind else "",
+                         "missing": f"plain: {p.note or '-'}; manipulated: {m.note or '-'}", "ok": False})
+            continue
         got = {"f0": m.f0_st - p.f0_st, "rate": m.speech_rate_wps / p.speech_rate_wps,
                "db": m.intensity_db - p.intensity_db}
         kind = manipulations[i][1] if i in manipulations else ""
@@ -170,14 +175,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             manip = measure(transcriber, *render(synth, sox_exe, voices, True, Path(td)), cfg.prosody)
             results[pair] = changes(plain, manip)
     all_rows = [r for rows in results.values() for r in rows]
+    measured = [r for r in all_rows if "missing" not in r]
     print(f"{'pair':<9}{'line':>5}  {'manipulation':<16}{'dF0 st':>8}{'rate x':>8}{'dB':>8}  ok")
     for pair, rows in results.items():
         for r in rows:
+            if "missing" in r:
+                print(f"{pair:<9}{r['line']:>5}  {r['manipulation']:<16}  not measured: {r['missing']}")
+                continue
             print(f"{pair:<9}{r['line']:>5}  {r['manipulation']:<16}{r['got_f0']:>8.2f}{r['got_rate']:>8.3f}"
                   f"{r['got_db']:>8.2f}  {'yes' if r['ok'] else 'NO'}")
     for kind, unit in (("f0", "st"), ("rate", "(relative)"), ("db", "dB")):
-        target = [r[f"err_{kind}"] for r in all_rows if r["manipulation"] and MANIPULATIONS[r["line"]][1] == kind]
-        other = [r[f"err_{kind}"] for r in all_rows if not (r["manipulation"] and MANIPULATIONS[r["line"]][1] == kind)]
+        target = [r[f"err_{kind}"] for r in measured if r["manipulation"] and MANIPULATIONS[r["line"]][1] == kind]
+        other = [r[f"err_{kind}"] for r in measured if not (r["manipulation"] and MANIPULATIONS[r["line"]][1] == kind)]
         print(f"{kind}: manipulated lines error mean {np.mean(target):.3f} max {np.max(target):.3f} {unit} "
               f"(n={len(target)}); all other lines mean {np.mean(other):.3f} max {np.max(other):.3f} (n={len(other)}); "
               f"bound {BOUNDS[kind]}")
