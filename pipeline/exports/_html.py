@@ -107,11 +107,25 @@ def _header(record: SessionRecord, names: Mapping[str, str]) -> str:
     parts.insert(4, f'<div><dt>Interruptions</dt><dd id="interruptions">{inter}</dd></div>')
     if c["human_coded_events"]:
         parts.append(f'<div><dt>Human-coded events</dt><dd>{c["human_coded_events"]}</dd></div>')
+    sync = _synchrony(record)
+    if sync is not None:
+        parts.append(f'<div title="Pearson r of therapist and client arousal over adjacent turns (lag 1)">'
+                     f'<dt>Vocal synchrony</dt><dd>r = {sync[0]:+.2f} ({sync[1]} turn pairs)</dd></div>')
     models = model_names(record.provenance)
     models_html = (f'<div class="models">Models: {_e(", ".join(models))}</div>' if models
                    else '<div class="models">Models: not recorded</div>')
     return (f'<h1>Session {_e(record.session_id)}</h1>\n<dl class="facts" id="facts">{"".join(parts)}</dl>\n'
             + models_html)
+
+
+def _synchrony(record: SessionRecord) -> tuple[float, int] | None:
+    """(r, pairs) of metrics.prosody.vocal_synchrony, or None when absent or undefined."""
+    m = record.metrics if isinstance(record.metrics, Mapping) else {}
+    pros = m.get("prosody")
+    sync = pros.get("vocal_synchrony") if isinstance(pros, Mapping) else None
+    if not isinstance(sync, Mapping) or not isinstance(sync.get("r"), (int, float)):
+        return None
+    return float(sync["r"]), int(sync.get("n_pairs") or 0)
 
 
 def _audio(audio_href: str | None) -> str:
