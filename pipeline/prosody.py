@@ -25,8 +25,9 @@ Per turn (`TurnProsody`):
 - Baseline and change: for each measure, the speaker's own session mean and SD (sample SD) over their
   measured turns; `*_z` = (value - mean) / max(SD, floor), computed when the speaker has at least
   `min_baseline_turns` measured turns (floors, `MIN_SD`: 0.5 semitone, 1 dB, 5% of the mean rate, 0.02 of
-  pause proportion, so that an inaudible change in a very steady voice is not "2 SD"); arousal = (f0_z + intensity_z) / 2 (vocally encoded arousal: mean F0 and intensity,
-  Juslin & Scherer 2005; Imel et al. 2014); `speech_rate_change` = speech rate / the speaker's mean - 1.
+  pause proportion, so that an inaudible change in a very steady voice is not "2 SD");
+  arousal = (f0_z + intensity_z) / 2 (vocally encoded arousal: mean F0 and intensity, Juslin & Scherer
+  2005; Imel et al. 2014); `speech_rate_change` = speech rate / the speaker's mean - 1.
 - Too little own speech, too little voicing (whispered or very short turns) or too few words give None
   for the affected values, with the reason in `note`; never an error.
 
