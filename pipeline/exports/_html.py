@@ -128,6 +128,22 @@ def _synchrony(record: SessionRecord) -> tuple[float, int] | None:
     return float(sync["r"]), int(sync.get("n_pairs") or 0)
 
 
+def _synchrony_series(record: SessionRecord) -> list[tuple[float, float | None]]:
+    """(t, r) points of metrics.prosody.vocal_synchrony.series; [] when absent."""
+    m = record.metrics if isinstance(record.metrics, Mapping) else {}
+    pros = m.get("prosody")
+    sync = pros.get("vocal_synchrony") if isinstance(pros, Mapping) else None
+    series = sync.get("series") if isinstance(sync, Mapping) else None
+    if not isinstance(series, list):
+        return []
+    out: list[tuple[float, float | None]] = []
+    for pt in series:
+        if isinstance(pt, Mapping) and isinstance(pt.get("t"), (int, float)):
+            r = pt.get("r")
+            out.append((float(pt["t"]), max(-1.0, min(1.0, float(r))) if isinstance(r, (int, float)) else None))
+    return out
+
+
 def _audio(audio_href: str | None) -> str:
     if audio_href:
         return f'<audio id="audio" controls preload="metadata" src="{_e(audio_href)}"></audio>'
@@ -281,6 +297,24 @@ def _timeline(record: SessionRecord, names: Mapping[str, str], roles: Mapping[st
     y += share_h + 4
     if any(p.arousal is not None for p in record.prosody):
         y = _arousal_lane(record, names, roles, out, lane, y, dur)
+    series = _synchrony_series(record)
+    if series:
+        h = 30.0
+        lane("synchrony (r)", y, h)
+        mid = y + h / 2
+        out.append(f'<line class="half" x1="{_X0:.1f}" x2="{_X0 + _W:.1f}" y1="{mid:.1f}" y2="{mid:.1f}"/>')
+        path: list[str] = []
+        pen_up = True
+        for t, r in series:
+            if r is None:
+                pen_up = True
+                continue
+            path.append(f'{"M" if pen_up else "L"}{_x(t, dur):.1f} {mid - r * (h / 2 - 2):.1f}')
+            pen_up = False
+        if path:
+            out.append(f'<path class="sync" d="{" ".join(path)}"><title>vocal synchrony: r of therapist and client '
+                       f'arousal over a sliding window of adjacent turn pairs</title></path>')
+        y += h + 4
     height = y
     out.append(f'<line id="playhead" class="playhead" x1="{_X0:.1f}" x2="{_X0:.1f}" y1="{axis_y + 3:.0f}" y2="{height:.0f}"/>')
     ticks = [f'<line class="tick" x1="{x:.1f}" x2="{x:.1f}" y1="{axis_y + 3:.0f}" y2="{height:.0f}"/>'
