@@ -279,6 +279,16 @@ def test_clicking_the_timeline_seeks_there(page_env) -> None:
     assert dt.js("document.getElementById('audio').currentTime") == pytest.approx(target, abs=0.5)
 
 
+def test_clicking_an_arousal_dot_seeks_to_its_turn(page_env) -> None:
+    """The arousal lane (prosody, issue 15): one dot per measured turn; a click plays from that turn."""
+    dt, _, _, record = page_env
+    dots = dt.js("[...document.querySelectorAll('svg circle.ar-dot')].map(e => Number(e.dataset.start))")
+    assert len(dots) == sum(p.arousal is not None for p in record.prosody) > 10
+    dt.click("svg circle.ar-dot:nth-of-type(5)")
+    fifth = dt.js("Number(document.querySelectorAll('svg circle.ar-dot')[4].dataset.start)")
+    assert dt.js("document.getElementById('audio').currentTime") == pytest.approx(fifth, abs=0.01)
+
+
 def test_repair_link_and_context_lines_seek(page_env) -> None:
     dt, _, _, record = page_env
     rupture = next(e for e in record.events if e.type == "rupture" and e.resolved)

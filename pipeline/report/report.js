@@ -67,7 +67,7 @@
     var flag = target.closest("li.flag");
     if (flag) { activate(flag); return; }
     var svg = target.closest("svg.timeline");
-    if (svg && !target.closest(".mark")) {
+    if (svg && !target.closest(".mark, .ar-dot")) {
       // anywhere else on the timeline: play from the time under the pointer
       var pt = svg.createSVGPoint();
       pt.x = ev.clientX; pt.y = ev.clientY;
