@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.offline import OFFLINE_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "pipeline" / "demo"
 INET_CONNECT = re.compile(r"\bconnect\(\d+, \{sa_family=AF_INET6?,")
@@ -48,7 +50,9 @@ def _traced(argv: list[str], tmp: Path, timeout: int = 900) -> tuple[subprocess.
     """Run argv in an empty network namespace under strace; return the process and its inet connect() lines."""
     trace = tmp / "connect.trace"
     cmd = ["unshare", "-n", "strace", "-f", "-qq", "-e", "trace=connect", "-o", str(trace), *argv]
-    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "DO_NOT_TRACK")}
+    # The child gets none of the offline variables from this test process (conftest imported
+    # pipeline.offline): rupture must set them itself, before its first ML import.
+    env = {k: v for k, v in os.environ.items() if k not in OFFLINE_ENV}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp)
     lines = trace.read_text(errors="replace").splitlines() if trace.exists() else []
     return proc, [ln for ln in lines if INET_CONNECT.search(ln)]
@@ -101,3 +105,26 @@ def test_rupture_tag_makes_no_inet_connect(tmp_path):
     assert inet == [], f"{len(inet)} inet connect() call(s) during `rupture tag`:\n" + "\n".join(inet[:20])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "demo_transcript" / "session.json").is_file(), proc.stderr[-3000:]
+
+
+def test_offline_variables_are_set_before_any_ml_import_and_reach_workers(tmp_path):
+    """The entry point sets ORT_DISABLE_TELEMETRY with the other offline variables before any ML library is
+    imported (onnxruntime's telemetry is native code: DO_NOT_TRACK does not stop it, patching socket cannot
+    see it), and the Ray runtime_env and pool workers get the same set."""
+    env = {k: v for k, v in os.environ.items() if k not in OFFLINE_ENV}
+    code = ("import sys, os\n"
+            "import pipeline.cli\n"
+            "ml = [m for m in ('onnxruntime', 'torch', 'faster_whisper', 'transformers', 'ctranslate2') "
+            "if m in sys.modules]\n"
+            "print(os.environ.get('ORT_DISABLE_TELEMETRY'), ml)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                         timeout=120)
+    assert out.stdout.strip() == "1 []", out.stdout + out.stderr[-2000:]
+    assert OFFLINE_ENV["ORT_DISABLE_TELEMETRY"] == "1"
+
+    from pipeline.config import load_config
+    from pipeline.distributed import WorkerSpec, ray_init_kwargs
+
+    cfg = load_config(overrides={"runner": {"backend": "ray"}})
+    kw = ray_init_kwargs(WorkerSpec(cfg=cfg, out_dir=tmp_path, digest="x", threads=1), 1)
+    assert kw["runtime_env"]["env_vars"]["ORT_DISABLE_TELEMETRY"] == "1"
