@@ -54,7 +54,7 @@ def _created(prov: dict[str, Any], sj: Path) -> datetime:
 def purge(out_dir: Path, jobs: Sequence[SessionJob], older_than_days: float, *, transcripts: bool = False,
           dry_run: bool = False, now: datetime | None = None, audit_log: str = "audit.jsonl") -> list[PurgeItem]:
     """Apply the retention policy to `out_dir` (see the module docstring). Returns one item per due session."""
-    from pipeline.runner import AuditLog, BatchResult, _flock, _write_index
+    from pipeline.runner import OutputTreeError, audit_log_path
 
     if older_than_days < 0:
         raise UsageError(f"--older-than must be >= 0 days, got {older_than_days}")
@@ -64,12 +64,23 @@ def purge(out_dir: Path, jobs: Sequence[SessionJob], older_than_days: float, *, 
     now = now or datetime.now(timezone.utc)
     cutoff = now - timedelta(days=older_than_days)
     audio_of = {j.session_id: j.audio_path for j in jobs}
-    items: list[PurgeItem] = []
     os.umask(0o077)
+    audit_path = audit_log_path(out_dir, audit_log)
+    try:
+        return _purge_locked(out_dir, audio_of, older_than_days, cutoff, now, transcripts, dry_run, audit_path)
+    except OutputTreeError as e:  # a lock or the audit log planted as a symbolic link
+        raise UsageError(e.strerror) from None
+
+
+def _purge_locked(out_dir: Path, audio_of: dict[str, Path], older_than_days: float, cutoff: datetime,
+                  now: datetime, transcripts: bool, dry_run: bool, audit_path: Path) -> list[PurgeItem]:
+    from pipeline.runner import AuditLog, BatchResult, _flock, _write_index
+
+    items: list[PurgeItem] = []
     with _flock(out_dir / ".batch.lock", blocking=False) as mine:
         if not mine:
             raise UsageError(f"a rupture run is using the output folder {out_dir}; purge after it finishes")
-        audit = None if dry_run else AuditLog(out_dir / audit_log, repair=True)
+        audit = None if dry_run else AuditLog(audit_path, repair=True)
         try:
             for sj in sorted(out_dir.glob("*/session.json")):
                 sdir = sj.parent

@@ -634,3 +634,17 @@ def test_folder_with_consent_on_file_obeys_a_manifest_inside_it(tmp_path):
     assert {j.session_id: j.consent_source for j in jobs} == {"a1": "manifest", "plain": "operator_attestation"}
     assert [r.session_id for r in refusals] == ["r1"] and "consent_analysis" in refusals[0].reason
     assert dict(next(j for j in jobs if j.session_id == "a1").metadata) == {"site": "b"}
+
+
+def test_purge_refuses_a_symlinked_audit_log_and_an_escaping_one(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("x\n")
+    (out / "audit.jsonl").symlink_to(target)
+    assert main(["purge", "--out", str(out), "--older-than", "0"]) == 2
+    assert "symbolic link" in capsys.readouterr().err and target.read_text() == "x\n"
+    (out / "audit.jsonl").unlink()
+    (tmp_path / "c.yaml").write_text("runner:\n  audit_log: ../escaped.jsonl\n")
+    assert main(["purge", "--out", str(out), "--older-than", "0", "--config", str(tmp_path / "c.yaml")]) == 2
+    assert not (tmp_path / "escaped.jsonl").exists()
