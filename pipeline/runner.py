@@ -32,6 +32,7 @@ import contextlib
 import errno
 import fcntl
 import getpass
+import glob
 import hashlib
 import json
 import logging
@@ -44,7 +45,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from models.store import sha256_file
 from pipeline.config import Config, to_dict
@@ -72,6 +73,10 @@ def config_digest(cfg: Config) -> str:
             node = node.get(k, {})
         node.pop(path[-1], None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+
+# Files rupture writes atomically at the top of --out (their killed writers leave `.<name>.*.tmp`).
+BATCH_OUTPUTS = ("index.html", "sessions.parquet", "turns.parquet", "events.parquet")
 
 
 def make_private_dir(path: Path) -> None:
@@ -190,10 +195,13 @@ def _flock(path: Path, blocking: bool = True) -> Iterator[bool]:
         os.close(fd)
 
 
-def clean_temp_files(folder: Path) -> int:
-    """Remove `.*.tmp` files that killed atomic writers left in `folder` (not recursive)."""
+def clean_temp_files(folder: Path, names: Iterable[str] | None = None) -> int:
+    """Remove `.*.tmp` files that killed atomic writers left in `folder` (not recursive). `names`: only the
+    temp files of these outputs (`.<name>.*.tmp`): in `--out`, which may be a shared folder such as /tmp,
+    other programs' hidden temp files are not ours to delete."""
     n = 0
-    for p in folder.glob(".*.tmp"):
+    patterns = [f".{glob.escape(name)}.*.tmp" for name in names] if names is not None else [".*.tmp"]
+    for p in (q for pattern in patterns for q in folder.glob(pattern)):
         try:
             p.unlink()
             n += 1
@@ -343,7 +351,7 @@ def run_batch(jobs: list[SessionJob], refusals: list[Refusal], out_dir: Path, cf
         with _flock(out_dir / ".batch.lock", blocking=False) as mine:
             if not mine:
                 raise UsageError(f"another rupture run is using the output folder {out_dir}; wait for it to finish")
-            clean_temp_files(out_dir)
+            clean_temp_files(out_dir, BATCH_OUTPUTS)
             return _run_batch_locked(jobs, refusals, out_dir, cfg, force, processor_factory, attestation,
                                      audit_path)
     except OutputTreeError as e:  # the audit log or a lock planted as a link

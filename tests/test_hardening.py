@@ -648,3 +648,17 @@ def test_purge_refuses_a_symlinked_audit_log_and_an_escaping_one(tmp_path, capsy
     (tmp_path / "c.yaml").write_text("runner:\n  audit_log: ../escaped.jsonl\n")
     assert main(["purge", "--out", str(out), "--older-than", "0", "--config", str(tmp_path / "c.yaml")]) == 2
     assert not (tmp_path / "escaped.jsonl").exists()
+
+
+def test_rerun_cleans_only_its_own_temp_files_in_a_shared_out(tmp_path):
+    """`--out` may be a shared folder: the cleanup of killed writers' temp files touches only rupture's own
+    (`.index.html.*.tmp`, ...), never another program's hidden `.*.tmp` files there."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    theirs = shared / ".editor-swap.tmp"
+    theirs.write_text("someone else's")
+    ours = shared / ".index.html.k1ll3d.tmp"
+    ours.write_text("<html")
+    assert _tag(tmp_path, shared) == 0
+    assert theirs.read_text() == "someone else's"
+    assert not ours.exists()
