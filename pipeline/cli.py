@@ -109,6 +109,11 @@ def cmd_purge(args: argparse.Namespace) -> int:
     n = sum(bool(i.deleted) for i in items)
     print(f"{n} session(s) purged (older than {args.older_than:g} days)" + (" [dry run]" if args.dry_run else ""),
           file=sys.stderr)
+    failed = [i.session_id for i in items if i.audio_delete_failed]
+    if failed:
+        print(f"rupture: error: the recordings of {len(failed)} session(s) could not be deleted (listed above); "
+              "they are still on disk", file=sys.stderr)
+        return 1
     return 0
 
 

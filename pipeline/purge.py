@@ -41,6 +41,7 @@ class PurgeItem:
     age_days: float
     deleted: tuple[str, ...]  # "audio", "transcripts"
     kept_audio_reason: str | None = None  # why a due session's audio was not deleted
+    audio_delete_failed: bool = False  # the recording was due and verified but could not be deleted
 
 
 def _created(prov: dict[str, Any], sj: Path) -> datetime:
@@ -120,13 +121,17 @@ def _purge_locked(out_dir: Path, audio_of: dict[str, Path], older_than_days: flo
                                 older_than_days=older_than_days, age_days=round(age, 2))
                     log.info("session %s: purged %s (%.0f days old)", sdir.name, " and ".join(deleted), age)
                 if deleted or why_kept:
-                    items.append(PurgeItem(sdir.name, age, tuple(deleted), None if "audio" in deleted else why_kept))
+                    items.append(PurgeItem(sdir.name, age, tuple(deleted), None if "audio" in deleted else why_kept,
+                                           audio_delete_failed=bool(why_kept and why_kept.startswith(_NOT_DELETED))))
         finally:
             if audit is not None:
                 audit.close()
         if not dry_run and any("transcripts" in i.deleted for i in items):
             _write_index(out_dir, BatchResult())  # also rebuilds the corpus tables from the redacted records
     return items
+
+
+_NOT_DELETED = "could not delete the recording"
 
 
 def _delete_recording(audio: Path, want_sha: str | None, dry_run: bool) -> str | None:
@@ -144,7 +149,7 @@ def _delete_recording(audio: Path, want_sha: str | None, dry_run: bool) -> str |
     try:
         target.unlink()
     except OSError as e:
-        return f"could not delete the recording {target} ({e.strerror or type(e).__name__}); delete it by hand"
+        return f"{_NOT_DELETED} {target} ({e.strerror or type(e).__name__}); delete it by hand"
     if audio.is_symlink():
         try:
             audio.unlink()

@@ -662,3 +662,32 @@ def test_rerun_cleans_only_its_own_temp_files_in_a_shared_out(tmp_path):
     assert _tag(tmp_path, shared) == 0
     assert theirs.read_text() == "someone else's"
     assert not ours.exists()
+
+
+def test_purge_reports_a_recording_it_could_not_delete(tmp_path, monkeypatch, capsys):
+    from datetime import datetime, timezone
+
+    import numpy as np
+    import soundfile as sf
+
+    from test_purge import _make_session
+
+    recording = tmp_path / "real.wav"
+    sf.write(recording, (0.1 * np.sin(np.arange(16000) / 5)).astype("float32"), 16000)
+    link = tmp_path / "s1.wav"
+    link.symlink_to(recording)
+    out = tmp_path / "out"
+    _make_session(out, "s1", link, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    real_unlink = Path.unlink
+
+    def refuse(self, *a, **k):
+        if self == recording:
+            raise PermissionError(13, "Permission denied")
+        return real_unlink(self, *a, **k)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    assert main(["purge", str(link), "--out", str(out), "--older-than", "30"]) == 1
+    captured = capsys.readouterr()
+    assert "could not delete the recording" in captured.out and "still on disk" in captured.err
+    assert recording.exists() and link.is_symlink()
+    assert '"purged"' not in (out / "audit.jsonl").read_text()  # the audit never claims it
