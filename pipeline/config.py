@@ -254,9 +254,10 @@ class ProsodyConfig:
     # pyin pitch-bin resolution (semitones). 0.25 makes the Viterbi pass ~6x cheaper than librosa's 0.1; a
     # turn's typical F0 is an interquartile mean over its frames, so it is not tied to the grid.
     resolution_st: float = 0.25
-    # Analysis frame and hop (s) at the pipeline's 16 kHz: 50 ms holds three periods of a 65 Hz voice;
-    # a 30 ms hop (10 ms is usual for contours) still gives ~30 frames per second of speech for a turn's
-    # statistics, at half the cost of a 20 ms hop (pyin's per-frame work dominates).
+    # Analysis frame and hop (s) at the pipeline's 16 kHz: 50 ms holds three periods of a 75 Hz voice;
+    # a 30 ms hop (10 ms is usual for contours) still gives ~33 frames per second of speech for a turn's
+    # statistics, at under half the cost of a 20 ms hop (pyin's per-frame work dominates). A 40 ms hop was
+    # ~22% cheaper again but recovered a -3 semitone shift as -2.50 (the test's bound is 0.5).
     frame_s: float = 0.05
     hop_s: float = 0.03
     # A turn needs this much own speech (s) for any audio measure, and this much voiced speech for F0.

@@ -163,7 +163,8 @@ def speaker_f0_range(x: np.ndarray, sr: int, own: Sequence[tuple[float, float]],
                      ) -> tuple[float, float]:
     """pyin search range for one speaker: `range_octaves` either side of a quick YIN estimate of their
     typical F0 (up to `range_probe_s` of their own speech, the louder half of its frames), within
-    fmin_hz..fmax_hz. The whole configured range when there is too little own speech to judge."""
+    fmin_hz..fmax_hz (a range cut by a bound is extended on its other side, so it keeps its width). The
+    whole configured range when there is too little own speech to judge."""
     import librosa
 
     parts, total = [], 0
@@ -185,8 +186,11 @@ def speaker_f0_range(x: np.ndarray, sr: int, own: Sequence[tuple[float, float]],
     centre = float(np.median(f0[: rms.shape[0]][loud]))
     span = 2.0 ** cfg.range_octaves
     lo, hi = max(cfg.fmin_hz, centre / span), min(cfg.fmax_hz, centre * span)
-    if hi <= lo * 1.5:  # a degenerate estimate at an edge of the range: search it all
-        return cfg.fmin_hz, cfg.fmax_hz
+    # near a bound (a very low or very high voice) keep the full two-octave width: extend the other side
+    if lo <= cfg.fmin_hz:
+        hi = min(cfg.fmax_hz, lo * span * span)
+    if hi >= cfg.fmax_hz:
+        lo = max(cfg.fmin_hz, hi / (span * span))
     return lo, hi
 
 
@@ -196,8 +200,16 @@ def f0_track(y: np.ndarray, sr: int, cfg: ProsodyConfig, f0_range: tuple[float, 
     import librosa
 
     lo, hi = f0_range or (cfg.fmin_hz, cfg.fmax_hz)
+    hop = max(1, int(round(cfg.hop_s * sr)))
+    # pyin's pitch-transition window spans round(35.92 octaves/s * 12 * hop) semitones (librosa's default
+    # max_transition_rate); a search range narrower than that is a librosa error, so widen it evenly.
+    need_st = round(35.92 * 12 * hop / sr) + 1.0
+    span_st = 12.0 * math.log2(hi / lo)
+    if span_st < need_st:
+        k = 2.0 ** ((need_st - span_st) / 24.0)
+        lo, hi = lo / k, hi * k
     f0, voiced, _ = librosa.pyin(np.ascontiguousarray(y, dtype=np.float32), fmin=lo, fmax=hi, sr=sr,
-                                 frame_length=int(round(cfg.frame_s * sr)), hop_length=max(1, int(round(cfg.hop_s * sr))),
+                                 frame_length=int(round(cfg.frame_s * sr)), hop_length=hop,
                                  resolution=cfg.resolution_st, center=True)
     return f0, voiced
 

@@ -457,8 +457,17 @@ def test_child_and_low_voices_and_empty_session() -> None:
     range follows their own typical F0. An empty session gives empty results, not an error."""
     parts = [("K", 380.0, 1.5, 0.1), ("L", 90.0, 1.5, 0.1)] * 3
     x, turns, words, segs = _session(parts)
-    res = analyse_prosody(x, SR, turns, words, segs, segs, CFG)
-    for p, (_, f0, _, _) in zip(res.turns, parts):
-        assert p.f0_hz == pytest.approx(f0, rel=0.02), p
+    for hop in (0.02, 0.03, 0.04, 0.06):  # a narrow search range with a long hop was a librosa error
+        res = analyse_prosody(x, SR, turns, words, segs, segs, dataclasses.replace(CFG, hop_s=hop))
+        for p, (_, f0, _, _) in zip(res.turns, parts):
+            assert p.f0_hz == pytest.approx(f0, rel=0.02), (hop, p)
+    # voices at the edges of the search range, and a one-octave range in the config
+    parts = [("H", 480.0, 1.5, 0.1), ("B", 78.0, 1.5, 0.1)] * 3
+    x, turns, words, segs = _session(parts)
+    for cfg in (CFG, dataclasses.replace(CFG, range_octaves=0.25), dataclasses.replace(CFG, fmin_hz=70.0, fmax_hz=90.0)):
+        res = analyse_prosody(x, SR, turns, words, segs, segs, cfg)
+        for p, (spk, f0, _, _) in zip(res.turns, parts):
+            if cfg.fmax_hz >= f0:
+                assert p.f0_hz == pytest.approx(f0, rel=0.02), (cfg, p)
     empty = analyse_prosody(np.zeros(SR, np.float32), SR, [], [], [], [], CFG)
     assert empty.turns == () and empty.synchrony.r is None and empty.synchrony.n_pairs == 0
