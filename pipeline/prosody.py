@@ -219,6 +219,7 @@ def _turn_audio_measures(x: np.ndarray, sr: int, t: Turn, own: Sequence[tuple[fl
                          ) -> tuple[dict[str, float | None], float, float, list[str]]:
     """F0 and intensity of one turn. Returns (values, own_speech_s, voiced_s, notes)."""
     import librosa
+    from librosa.util.exceptions import ParameterError
 
     notes: list[str] = []
     vals: dict[str, float | None] = {"f0_hz": None, "f0_st": None, "f0_range_st": None, "intensity_db": None}
@@ -247,7 +248,11 @@ def _turn_audio_measures(x: np.ndarray, sr: int, t: Turn, own: Sequence[tuple[fl
     active = p_own >= peak * 10 ** (-cfg.active_range_db / 10)
     vals["intensity_db"] = 10.0 * math.log10(float(p_own[active].mean()))
 
-    f0, voiced = f0_track(seg, sr, cfg, f0_range)
+    try:
+        f0, voiced = f0_track(seg, sr, cfg, f0_range)
+    except ParameterError as e:  # librosa refused these settings for this turn: no F0, never a failed session
+        notes.append(f"F0 not computed (librosa {type(e).__name__})")
+        return vals, own_s, 0.0, notes
     m = min(f0.shape[0], mine.shape[0])
     sel = voiced[:m] & mine[:m] & np.isfinite(f0[:m])
     voiced_s = float(sel.sum()) * hop / sr

@@ -471,3 +471,17 @@ def test_child_and_low_voices_and_empty_session() -> None:
                 assert p.f0_hz == pytest.approx(f0, rel=0.02), (cfg, p)
     empty = analyse_prosody(np.zeros(SR, np.float32), SR, [], [], [], [], CFG)
     assert empty.turns == () and empty.synchrony.r is None and empty.synchrony.n_pairs == 0
+
+
+def test_a_librosa_refusal_is_a_note_not_a_failed_session(monkeypatch) -> None:
+    from librosa.util.exceptions import ParameterError
+
+    import pipeline.prosody as pros
+
+    def refuse(*a, **k):
+        raise ParameterError("refused")
+
+    monkeypatch.setattr(pros, "f0_track", refuse)
+    x, turns, words, segs = _session([("T", 200.0, 1.5, 0.1), ("C", 120.0, 1.5, 0.1)])
+    res = analyse_prosody(x, SR, turns, words, segs, segs, CFG)
+    assert all(p.f0_hz is None and p.intensity_db is not None and "F0 not computed" in p.note for p in res.turns)
