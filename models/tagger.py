@@ -1,22 +1,27 @@
-"""Rupture/repair marker classifier (3RS): a frozen MiniLM text encoder plus a small trained head.
+"""Rupture/repair marker classifier (3RS): a text encoder plus small trained linear heads.
 
 `MarkerClassifier` loads once (`__init__`) and classifies every turn of a session (`__call__`), returning
-one `pipeline.tagging.MarkerPrediction` per turn: calibrated probabilities over `LABELS` that respect the
-speaker's role (rupture subtypes only on client turns, repair strategies only on therapist turns, both
-when the role is unknown).
+one `pipeline.tagging.MarkerPrediction` per turn: probabilities over `LABELS` that respect the speaker's
+role (rupture subtypes only on client turns, repair strategies only on therapist turns, both when the role
+is unknown), and the raw rupture and repair scores that the session-context stage re-weighs
+(`pipeline.tagging.in_context`, with the weights in head.json "context").
 
 Features (the same function, `featurize`, serves training and inference):
-  [ e(target) | e(previous turn) | e(context [SEP] target) | role one-hot (therapist, client) ]
-where e() is the L2-normalised mean-pooled MiniLM embedding. The single-turn embeddings are computed once
-per turn and reused as the "previous turn" of the next one, so a session costs two encoder passes per turn.
+  "frozen3": [ e(target) | e(previous turn) | e(context, target) | role one-hot (therapist, client) ]
+  "pair":    [ e(context, target), not normalised | role one-hot ]   (for an encoder fine-tuned with LoRA)
+where e() is the mean-pooled MiniLM embedding (L2-normalised for "frozen3"). The single-turn embeddings are
+computed once per turn and reused as the "previous turn" of the next one.
 
-A head trained with `scripts/train_tagger.py --mode lora` (head.json has a "lora" entry) instead carries
-low-rank adapters for the encoder; they are merged into the verified base weights at load time, and its
-features are [mean-pooled e(context, target) | role one-hot] (`featurize_pairs`, one encoder pass per turn).
+Heads (head.safetensors, standardised features x): rupture and repair scores (logistic), the rupture family
+(confrontation vs withdrawal, logistic) and the subtype within each family (softmax). For a client turn:
+P(rupture) = sigmoid(rupture score), split into withdrawal/confrontation and then subtypes; for a therapist
+turn P(repair) likewise; for an unknown role both, normalised with P(none) = (1 - P(rupture))(1 - P(repair)).
+Trained by scripts/train_tagger.py on the real-talk conversations (../shared/data/real-talk).
 
-Bundled head (models/tagger/): `head.safetensors` (MLP weights), `head.json` (labels, temperature,
-threshold, encoder name, pooling, max_length, context_turns, and the sha256 of head.safetensors, verified
-before loading), `MODEL_CARD.md`. Train it with scripts/train_tagger.py.
+Bundled head (models/tagger/): `head.safetensors`, `head.json` (labels, encoder, features, context weights,
+thresholds, and the sha256 of head.safetensors, verified before loading), `MODEL_CARD.md`. The bundled
+head's pair of files is also pinned in `BUNDLED_HEAD_SHA256` (an edited head.json is refused), and the
+digest recorded in provenance covers both files.
 
 Pluggable model: `TaggingConfig.classifier` may point at
   - another head directory of the same format, or
@@ -28,7 +33,9 @@ Pluggable model: `TaggingConfig.classifier` may point at
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -42,13 +49,16 @@ from torch import nn
 from models.store import resolve, sha256_file
 from pipeline.config import ModelsConfig, TaggingConfig
 from pipeline.errors import ModelError, ModelIntegrityError
-from pipeline.records import REPAIR_SUBTYPES, RUPTURE_SUBTYPES, ModelInfo, Turn
+from pipeline.records import (CONFRONTATION_SUBTYPES, REPAIR_SUBTYPES, RUPTURE_SUBTYPES, WITHDRAWAL_SUBTYPES,
+                              ModelInfo, Turn)
 from pipeline.tagging import LABELS, MarkerPrediction, role_mask
 
 HEAD_DIR = Path(__file__).with_name("tagger")
 HEAD_FILE = "head.safetensors"
 HEAD_CONFIG = "head.json"
 CONTEXT_CHARS = 600  # characters of context kept (the most recent ones) before tokenisation
+# sha256 of the bundled head (head_digest: head.json + head.safetensors), written by scripts/train_tagger.py
+BUNDLED_HEAD_SHA256 = "43ee937bd592993ed4ec0b6923c0ebb4bf99c8ec933578eb839c56fb796b4a36"
 
 
 @dataclass(frozen=True)
@@ -129,49 +139,8 @@ def mean_pool(model: nn.Module, enc: dict[str, torch.Tensor]) -> torch.Tensor:
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
-# ---- low-rank adaptation (LoRA) of the encoder: trained adapters are small, the base weights stay the
-# registry's verified ones; at load time the adapters are merged into the base weights (no extra cost)
-LORA_TARGETS = ("attention.self.query", "attention.self.value", "output.dense", "intermediate.dense")
-
-
-class LoRALinear(nn.Module):
-    """y = base(x) + scale * x A^T B^T, with A (rank x in) and B (out x rank); B starts at zero."""
-
-    def __init__(self, base: nn.Linear, rank: int, alpha: float) -> None:
-        super().__init__()
-        self.base = base
-        self.lora_A = nn.Parameter(torch.empty(rank, base.in_features))
-        nn.init.kaiming_uniform_(self.lora_A, a=5 ** 0.5)
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank))
-        self.scale = alpha / rank
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + (x @ self.lora_A.t() @ self.lora_B.t()) * self.scale
-
-
-def add_lora(model: nn.Module, rank: int, alpha: float, targets: Sequence[str] = LORA_TARGETS) -> list[str]:
-    """Wrap the target linear layers with LoRA adapters; freeze everything else. Returns the wrapped names."""
-    names = [n for n, m in model.named_modules()
-             if isinstance(m, nn.Linear) and any(n.endswith(t) for t in targets)]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for n in names:
-        parent_name, _, child = n.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, LoRALinear(getattr(parent, child), rank, alpha))
-    return names
-
-
-def lora_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The adapters only: {"<layer>.lora_A": A, "<layer>.lora_B": B}."""
-    out = {}
-    for n, m in model.named_modules():
-        if isinstance(m, LoRALinear):
-            out[f"{n}.lora_A"] = m.lora_A.detach().clone()
-            out[f"{n}.lora_B"] = m.lora_B.detach().clone()
-    return out
-
-
+# ---- low-rank adaptation (LoRA): adapters trained by scripts/research/tagger_lora.py are merged into the
+# registry's verified base weights at load time (no extra cost at inference)
 @torch.no_grad()
 def merge_lora(model: nn.Module, tensors: dict[str, torch.Tensor], scale: float) -> int:
     """Add scale * B A into each adapted layer's weight (in place). Returns how many layers were merged."""
@@ -223,26 +192,76 @@ def featurize_pairs(encoder: TextEncoder, examples: Sequence[Example], batch_siz
     return np.concatenate([pairs, roles], axis=1)
 
 
-class MarkerHead(nn.Module):
-    """MLP head: features -> logits over LABELS."""
-
-    def __init__(self, in_dim: int, hidden: int, n_labels: int, dropout: float = 0.2) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, hidden), nn.GELU(),
-                                 nn.Dropout(dropout), nn.Linear(hidden, n_labels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+FAMILY_SUBTYPES = {"withdrawal": WITHDRAWAL_SUBTYPES, "confrontation": CONFRONTATION_SUBTYPES,
+                   "repair": REPAIR_SUBTYPES}
+HEAD_TENSORS = ("mean", "scale", "rupture.weight", "rupture.bias", "repair.weight", "repair.bias",
+                "family.weight", "family.bias", "withdrawal.weight", "withdrawal.bias",
+                "confrontation.weight", "confrontation.bias", "repair_sub.weight", "repair_sub.bias")
 
 
-def masked_softmax(logits: np.ndarray, roles: Sequence[str], labels: Sequence[str], temperature: float) -> np.ndarray:
-    """Softmax of logits / T over the labels each role allows (others get 0)."""
-    z = logits / float(temperature)
-    masks = np.stack([role_mask(r, labels) for r in roles]) if len(roles) else np.zeros((0, len(labels)), bool)
-    z = np.where(masks, z, -np.inf)
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class LinearHeads:
+    """The trained heads (numpy arrays; see the module docstring). `scores` gives the raw rupture and
+    repair scores, `probs` the role-masked label probabilities over LABELS."""
+
+    tensors: dict[str, np.ndarray]
+
+    def __post_init__(self) -> None:
+        missing = [k for k in HEAD_TENSORS if k not in self.tensors]
+        if missing:
+            raise ModelError(f"tagger head lacks tensors {missing}")
+        d = self.tensors["mean"].shape[0]
+        for k in HEAD_TENSORS:
+            w = self.tensors[k]
+            if k.endswith(".weight") and w.shape[-1] != d:
+                raise ModelError(f"tagger head tensor {k} has input size {w.shape[-1]}, features have {d}")
+
+    @property
+    def in_dim(self) -> int:
+        return int(self.tensors["mean"].shape[0])
+
+    def _lin(self, x: np.ndarray, name: str) -> np.ndarray:
+        return x @ self.tensors[f"{name}.weight"].T + self.tensors[f"{name}.bias"]
+
+    def standardise(self, feats: np.ndarray) -> np.ndarray:
+        return (feats - self.tensors["mean"]) / self.tensors["scale"]
+
+    def scores(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = self.standardise(feats)
+        return self._lin(x, "rupture").reshape(-1), self._lin(x, "repair").reshape(-1)
+
+    def probs(self, feats: np.ndarray, roles: Sequence[str]) -> np.ndarray:
+        """(n, len(LABELS)) role-masked probabilities."""
+        x = self.standardise(feats)
+        p_r = _sigmoid(self._lin(x, "rupture").reshape(-1))
+        p_q = _sigmoid(self._lin(x, "repair").reshape(-1))
+        p_c = _sigmoid(self._lin(x, "family").reshape(-1))  # confrontation share of a rupture
+        sub = {"withdrawal": _softmax(self._lin(x, "withdrawal")),
+               "confrontation": _softmax(self._lin(x, "confrontation")),
+               "repair": _softmax(self._lin(x, "repair_sub"))}
+        out = np.zeros((len(roles), len(LABELS)))
+        for i, role in enumerate(roles):
+            r = p_r[i] if role in ("client", "unknown") else 0.0
+            q = p_q[i] if role in ("therapist", "unknown") else 0.0
+            if role == "unknown":
+                total = r * (1 - q) + q * (1 - r) + (1 - r) * (1 - q)
+                r, q = r * (1 - q) / total, q * (1 - r) / total
+            mass = {"withdrawal": r * (1 - p_c[i]), "confrontation": r * p_c[i], "repair": q}
+            out[i, 0] = 1.0 - r - q
+            for fam, labs in FAMILY_SUBTYPES.items():
+                for j, lab in enumerate(labs):
+                    out[i, LABELS.index(lab)] = mass[fam] * sub[fam][i, j]
+        return out
 
 
 def load_head_config(d: Path) -> dict:
@@ -250,10 +269,27 @@ def load_head_config(d: Path) -> dict:
     if not p.is_file():
         raise ModelError(f"no {HEAD_CONFIG} in {d}: not a tagger head directory; train one with "
                          "scripts/train_tagger.py or point tagging.classifier at a valid directory")
-    return json.loads(p.read_text(encoding="utf-8"))
+    try:
+        cfg = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"{p} is not valid JSON (line {getattr(e, 'lineno', '?')}): retrain the head") from e
+    if not isinstance(cfg, dict):
+        raise ModelError(f"{p} must hold a JSON object")
+    return cfg
+
+
+def head_digest(d: Path) -> str:
+    """sha256 over head.json then head.safetensors: what provenance records, so that an edited threshold
+    or context weight shows as another model."""
+    h = hashlib.sha256()
+    for name in (HEAD_CONFIG, HEAD_FILE):
+        h.update(hashlib.sha256((d / name).read_bytes()).digest())
+    return h.hexdigest()
 
 
 def verify_head(d: Path, cfg: dict) -> str:
+    """Check head.safetensors against head.json's sha256 and, for the bundled head, both files against the
+    pinned digest. Returns the digest of the pair (`head_digest`)."""
     p = d / HEAD_FILE
     if not p.is_file():
         raise ModelError(f"tagger head weights {p} missing: run scripts/train_tagger.py")
@@ -263,11 +299,17 @@ def verify_head(d: Path, cfg: dict) -> str:
             f"tagger head {p} fails its integrity check (sha256 {digest[:12]}…, expected "
             f"{str(cfg.get('sha256'))[:12]}…): it was modified or corrupted; retrain with scripts/train_tagger.py"
         )
-    return digest
+    pair = head_digest(d)
+    if d.resolve() == HEAD_DIR.resolve() and pair != BUNDLED_HEAD_SHA256:
+        raise ModelIntegrityError(
+            f"the bundled tagger head in {d} does not match its pinned digest ({pair[:12]}…, expected "
+            f"{BUNDLED_HEAD_SHA256[:12]}…): head.json or head.safetensors was edited; restore them from the "
+            "release, or copy the folder elsewhere and point tagging.classifier at it to use it as your own head")
+    return pair
 
 
 class MarkerClassifier:
-    """Loads the encoder and head once; `__call__` returns one calibrated MarkerPrediction per turn."""
+    """Loads the encoder and head once; `__call__` returns one MarkerPrediction per turn."""
 
     def __init__(self, cfg: TaggingConfig, models_cfg: ModelsConfig) -> None:
         self.cfg = cfg
@@ -277,6 +319,8 @@ class MarkerClassifier:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.head_dir = d
+        self.context_weights: tuple[float, ...] = ()
+        self.default_repair_threshold: float | None = None
         if (d / HEAD_CONFIG).is_file():
             self._init_head(d, models_cfg)
         elif (d / "config.json").is_file():
@@ -285,37 +329,46 @@ class MarkerClassifier:
             raise ModelError(f"{d} holds neither a tagger head ({HEAD_CONFIG}) nor a transformers "
                              "sequence-classification model (config.json + label_map.json)")
 
-    # ---- bundled/own head on a frozen encoder
+    # ---- bundled/own head on the text encoder
     def _init_head(self, d: Path, models_cfg: ModelsConfig) -> None:
-        from safetensors.torch import load_file
+        from safetensors.numpy import load_file
 
         hc = load_head_config(d)
         digest = verify_head(d, hc)
-        self.labels: tuple[str, ...] = tuple(hc["labels"])
-        unknown = set(self.labels) - set(LABELS)
-        if unknown:
-            raise ModelError(f"head in {d} has labels outside the 3RS label space: {sorted(unknown)}")
-        self.temperature = float(hc["temperature"])
-        self.default_threshold = float(hc["threshold"])
-        self.context_turns_default = int(hc.get("context_turns", 2))
-        encoder_name = models_cfg.text_encoder or hc["encoder"]
-        enc = resolve(encoder_name, models_cfg.store)
-        self.encoder = TextEncoder(enc.path, max_length=int(hc.get("max_length", 128)))
-        self.head = MarkerHead(int(hc["in_dim"]), int(hc["hidden"]), len(self.labels), 0.0)
-        tensors = load_file(str(d / HEAD_FILE))
-        # "lora": the encoder was fine-tuned with low-rank adapters (stored next to the head, merged here)
-        self.kind = "lora" if hc.get("lora") else "head"
-        if self.kind == "lora":
-            lora = {k[len("lora."):]: v for k, v in tensors.items() if k.startswith("lora.")}
-            tensors = {k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")}
-            merged = merge_lora(self.encoder.model, lora, float(hc["lora"]["alpha"]) / float(hc["lora"]["rank"]))
-            if merged == 0:
-                raise ModelError(f"tagger head {d / HEAD_FILE} declares LoRA adapters but holds none")
         try:
-            self.head.load_state_dict(tensors)
-        except (RuntimeError, KeyError) as e:
-            raise ModelError(f"tagger head {d / HEAD_FILE} does not match {HEAD_CONFIG}: {e}") from e
-        self.head.eval()
+            if tuple(hc["labels"]) != LABELS:
+                raise ModelError(f"head in {d} was trained on another label set than this version's 3RS labels")
+            self.labels: tuple[str, ...] = LABELS
+            self.features = str(hc["features"])
+            if self.features not in ("frozen3", "pair"):
+                raise ModelError(f"head in {d}: unknown features {self.features!r} (frozen3 or pair)")
+            self.default_threshold = float(hc["threshold"])
+            self.default_repair_threshold = float(hc["repair_threshold"])
+            ctx = hc.get("context") or {}
+            self.context_weights = tuple(float(w) for w in ctx.get("weights", ()))
+            self.context_window = int(ctx.get("window", 6))
+            self.context_lookback = int(ctx.get("lookback", 4))
+            self.context_turns_default = int(hc.get("context_turns", 2))
+            max_length = int(hc.get("max_length", 128))
+            encoder_name = models_cfg.text_encoder or str(hc["encoder"])
+            lora = hc.get("lora")
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelError(f"{d / HEAD_CONFIG} is incomplete or malformed ({type(e).__name__}); retrain the head") from e
+        if not all(math.isfinite(x) for x in (self.default_threshold, self.default_repair_threshold,
+                                                *self.context_weights)):
+            raise ModelError(f"{d / HEAD_CONFIG}: thresholds and context weights must be finite numbers")
+        enc = resolve(encoder_name, models_cfg.store)
+        self.encoder = TextEncoder(enc.path, max_length=max_length)
+        tensors = load_file(str(d / HEAD_FILE))
+        self.kind = "lora" if lora else "head"
+        if lora:  # the encoder was fine-tuned with low-rank adapters (stored with the heads, merged here)
+            adapters = {k[len("lora."):]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith("lora.")}
+            if merge_lora(self.encoder.model, adapters, float(lora["alpha"]) / float(lora["rank"])) == 0:
+                raise ModelError(f"tagger head {d / HEAD_FILE} declares LoRA adapters but holds none")
+        self.heads = LinearHeads({k: v.astype(np.float64) for k, v in tensors.items() if not k.startswith("lora.")})
+        width = (3 if self.features == "frozen3" else 1) * self.encoder.dim + 2
+        if self.heads.in_dim != width:
+            raise ModelError(f"tagger head {d / HEAD_FILE} expects {self.heads.in_dim} features, the encoder gives {width}")
         self.model_infos: tuple[ModelInfo, ...] = (
             enc.info, ModelInfo(f"tagger-head:{hc.get('name', d.name)}", str(hc.get("version", "1")), digest))
 
@@ -351,19 +404,23 @@ class MarkerClassifier:
 
     @property
     def threshold(self) -> float:
-        """The threshold in force: the config's when set, else the head's tuned default."""
+        """The threshold in force: the config's when set, else the head's chosen default."""
         return self.cfg.threshold if self.cfg.threshold is not None else self.default_threshold
 
     def tagging_config(self) -> TaggingConfig:
-        """The tagging config with the threshold in force filled in (what pipeline.tagging.tag_turns needs)."""
-        return replace(self.cfg, threshold=self.threshold)
+        """The tagging config with the model's own settings filled in where the config leaves them open
+        (thresholds, session-context weights): what pipeline.tagging.tag_turns needs."""
+        rep = self.cfg.repair_threshold if self.cfg.repair_threshold is not None else self.default_repair_threshold
+        if self.cfg.context_weights or not self.context_weights:
+            return replace(self.cfg, threshold=self.threshold, repair_threshold=rep)
+        return replace(self.cfg, threshold=self.threshold, repair_threshold=rep, context_weights=self.context_weights,
+                       context_window=self.context_window, context_lookback=self.context_lookback)
 
-    def logits(self, examples: Sequence[Example]) -> np.ndarray:
-        if self.kind in ("head", "lora"):
-            x = (featurize_pairs if self.kind == "lora" else featurize)(self.encoder, examples, self.cfg.batch_size)
-            with torch.inference_mode():
-                return self.head(torch.from_numpy(x)).numpy()
-        return self._seqcls_logits(examples)
+    def features_of(self, examples: Sequence[Example]) -> np.ndarray:
+        """The head's input features (training computes them with this same method)."""
+        if self.features == "pair":
+            return featurize_pairs(self.encoder, examples, self.cfg.batch_size)
+        return featurize(self.encoder, examples, self.cfg.batch_size)
 
     @torch.inference_mode()
     def _seqcls_logits(self, examples: Sequence[Example]) -> np.ndarray:
@@ -379,24 +436,37 @@ class MarkerClassifier:
                     out[s:s + len(chunk), ours] = np.logaddexp(out[s:s + len(chunk), ours], lg[:, j])
         return out
 
-    def predict_examples(self, examples: Sequence[Example]) -> np.ndarray:
-        """Calibrated, role-masked probabilities (n, len(self.labels))."""
-        if not examples:
-            return np.zeros((0, len(self.labels)))
-        lg = self.logits(examples)
-        return masked_softmax(lg, [e.target[0] for e in examples], self.labels, self.temperature)
-
     def __call__(self, turns: tuple[Turn, ...], context_turns: int | None = None) -> tuple[MarkerPrediction, ...]:
         k = context_turns if context_turns is not None else self.cfg.context_turns
         examples = examples_from_turns(turns, k)
-        probs = self.predict_examples(examples)
-        return tuple(
-            MarkerPrediction(turn_index=t.index,
-                             probs=tuple((lab, float(p)) for lab, p in zip(self.labels, row)))
-            for t, row in zip(turns, probs)
-        )
+        if self.kind in ("head", "lora"):
+            return head_predictions(self.heads, turns, self.features_of(examples))
+        probs = masked_softmax(self._seqcls_logits(examples), [t.role for t in turns], self.labels, self.temperature)
+        return tuple(MarkerPrediction(turn_index=t.index, probs=tuple((lab, float(p)) for lab, p in zip(self.labels, row)))
+                     for t, row in zip(turns, probs))
 
 
-__all__ = ["MarkerClassifier", "TextEncoder", "Example", "featurize", "featurize_pairs", "examples_from_turns",
-           "MarkerHead", "add_lora", "lora_state", "merge_lora", "mean_pool",
-           "masked_softmax", "HEAD_DIR", "RUPTURE_SUBTYPES", "REPAIR_SUBTYPES"]
+def head_predictions(heads: LinearHeads, turns: Sequence[Turn], features: np.ndarray) -> tuple[MarkerPrediction, ...]:
+    """One MarkerPrediction per turn from the head's features (inference, and evaluation on cached features)."""
+    if not len(turns):
+        return ()
+    probs = heads.probs(features, [t.role for t in turns])
+    r, q = heads.scores(features)
+    return tuple(MarkerPrediction(turn_index=t.index, probs=tuple((lab, float(p)) for lab, p in zip(LABELS, row)),
+                                  rupture_logit=float(r[i]), repair_logit=float(q[i]))
+                 for i, (t, row) in enumerate(zip(turns, probs)))
+
+
+def masked_softmax(logits: np.ndarray, roles: Sequence[str], labels: Sequence[str], temperature: float) -> np.ndarray:
+    """Softmax of logits / T over the labels each role allows (others get 0)."""
+    z = logits / float(temperature)
+    masks = np.stack([role_mask(r, labels) for r in roles]) if len(roles) else np.zeros((0, len(labels)), bool)
+    z = np.where(masks, z, -np.inf)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+__all__ = ["MarkerClassifier", "TextEncoder", "Example", "LinearHeads", "featurize", "featurize_pairs",
+           "examples_from_turns", "head_predictions", "merge_lora", "mean_pool", "masked_softmax", "head_digest", "HEAD_DIR",
+           "RUPTURE_SUBTYPES", "REPAIR_SUBTYPES"]

@@ -225,12 +225,19 @@ class TaggingConfig:
     threads: int = 0
     # Longest turn text quoted in an event's evidence (characters).
     evidence_chars: int = 160
+    # Session-context stage (pipeline.tagging.in_context): 8 weights, rupture (own score, session mean,
+    # nearby max, bias) then repair (own score, preceding rupture max, session mean, bias). Empty (default):
+    # the classifier's own, fitted on the real-talk folds (models/tagger/head.json "context").
+    context_weights: tuple[float, ...] = ()
+    context_window: int = 6  # turns either side whose client scores count as "nearby"
+    context_lookback: int = 4  # turns before a therapist turn whose rupture scores a repair may answer
     # Cue combination (log-odds added to a family's probability; see pipeline/tagging.py). 0 disables cues.
+    # The model reads the text cues itself (fitted on real talk), so their extra boosts default to 0.
     cue_weight: float = 1.0
-    cue_minimal_response: float = 1.0  # withdrawal: minimal response after a question/invitation
-    cue_latency: float = 0.7  # withdrawal: ... and after a pause of at least long_latency_s
+    cue_minimal_response: float = 0.0  # withdrawal: minimal response after a question/invitation
+    cue_latency: float = 0.7  # withdrawal: a minimal response after a pause of at least long_latency_s (audio)
     long_latency_s: float = 2.0
-    cue_talk_shift: float = 0.4  # withdrawal: far fewer words than the client's median after an invitation
+    cue_talk_shift: float = 0.0  # withdrawal: far fewer words than the client's median after an invitation
     talk_shift_ratio: float = 0.25
     cue_interrupt: float = 1.0  # confrontation: client interrupts while the model sees complaint language
     cue_interrupt_gate: float = 0.15

@@ -57,7 +57,8 @@ def main() -> None:
 
     from models.tagger import MarkerClassifier
     from pipeline.config import ModelsConfig, TaggingConfig
-    from pipeline.tagging import rupture_metrics, tag_turns, text_features
+    from pipeline.measures import turn_features
+    from pipeline.tagging import rupture_metrics, tag_turns
 
     torch.set_num_threads(args.threads)
     turns = synthetic_turns(args.turns)
@@ -69,7 +70,7 @@ def main() -> None:
     preds = clf(turns)
     t_pred = time.perf_counter() - t1
     t2 = time.perf_counter()
-    events = tag_turns(turns, text_features(turns), preds, clf.tagging_config())
+    events = tag_turns(turns, turn_features(turns), preds, clf.tagging_config())
     t_tag = time.perf_counter() - t2
     total = t_pred + t_tag
     m = rupture_metrics(events)

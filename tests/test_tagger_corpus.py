@@ -33,20 +33,17 @@ def test_all_splits_are_valid_and_disjoint():
     assert cc.subtype_shortfalls(held[2:], 8) == []  # test2 a+b
 
 
-def test_labelled_sessions_load_as_items():
-    from eval_tagger import load_calm_sessions, session_items
+def test_calm_sessions_load_with_timing():
+    """The written calm sessions that scripts/eval_tagger.py checks for false ruptures."""
+    from research.tagger_report import CALM_FILES, timed_turns
 
-    files = sorted(DATA.glob("sessions_train_*.jsonl"))
-    assert files
-    items = [it for p in files for it in session_items(p)]
-    assert len(items) >= 500
-    assert any(it["label"] != "none" for it in items)
-    assert all(len(it["context"]) <= 3 for it in items)
-    for name in ("calm_dev.jsonl", "calm_test.jsonl"):
-        sessions = load_calm_sessions(DATA / name)
+    for name in CALM_FILES[:2]:
+        sessions = [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines() if line.strip()]
         assert len(sessions) >= 4
-        for _, turns in sessions:
+        for s in sessions:
+            turns = timed_turns([(t["role"], t["text"]) for t in s["turns"]])
             assert len(turns) >= 60 and all(b.start >= a.end for a, b in zip(turns, turns[1:]))
+            assert all(t["label"] == "none" for t in s["turns"] if "label" in t)
 
 
 def test_validator_rejects_bad_items():

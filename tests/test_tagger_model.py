@@ -5,6 +5,7 @@ on a short scripted session."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,8 @@ import pipeline.offline  # noqa: F401
 from pipeline.config import ModelsConfig, TaggingConfig
 from pipeline.errors import ModelError, ModelIntegrityError
 from pipeline.records import Turn
-from pipeline.tagging import LABELS, role_allows, rupture_metrics, tag_turns, text_features
+from pipeline.measures import turn_features
+from pipeline.tagging import LABELS, role_allows, rupture_metrics, tag_turns
 
 pytestmark = pytest.mark.slow
 
@@ -70,31 +72,47 @@ def test_probabilities_respect_roles_and_sum_to_one(clf):
         assert all(v == 0.0 for lab, v in p.probs if not role_allows(t.role, lab))
     names = [m.name for m in clf.model_infos]
     assert names[0] == "minilm" and names[1].startswith("tagger-head")
-    head_sha = json.loads((Path(clf.head_dir) / "head.json").read_text())["sha256"]
-    assert clf.model_infos[1].sha256 == head_sha
+    from models.tagger import BUNDLED_HEAD_SHA256, head_digest
+
+    # provenance records the digest of head.json + head.safetensors, pinned for the bundled head
+    assert clf.model_infos[1].sha256 == head_digest(Path(clf.head_dir)) == BUNDLED_HEAD_SHA256
+    assert all(p.rupture_logit is not None and p.repair_logit is not None for p in preds)
 
 
 @needs_store
-def test_context_changes_the_reading_of_a_minimal_response(clf):
+def test_context_changes_the_reading_of_the_same_reply(clf):
     after_invite = (T(0, "therapist", "How did the homework go this week?"), T(1, "client", "Fine."))
     after_close = (T(0, "therapist", "Shall we stop here for today?"), T(1, "client", "Fine."))
-    p_inv = clf(after_invite)[1].family_probs()["withdrawal"]
-    p_close = clf(after_close)[1].family_probs()["withdrawal"]
-    assert p_inv > p_close + 0.2
+    assert abs(clf(after_invite)[1].rupture_logit - clf(after_close)[1].rupture_logit) > 0.3
+
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-talk" / "annomi_coded.csv"
 
 
 @needs_store
-def test_scripted_session_tags_rupture_repair_and_no_false_alarms(clf):
-    preds = clf(SESSION)
-    feats = text_features(SESSION)
-    ev = tag_turns(SESSION, feats, preds, clf.tagging_config())
-    kinds = {(e.type, e.turn_index) for e in ev}
-    assert ("rupture", 1) in kinds and ("repair", 2) in kinds
-    r = next(e for e in ev if e.turn_index == 1)
-    assert r.subtype.startswith("confrontation") and r.resolved and r.repair_turn_index == 2
-    # ordinary disclosure and "Fine." at closing are not ruptures
-    assert not any(e.type == "rupture" and e.turn_index in (3, 5, 7) for e in ev)
-    assert rupture_metrics(ev)["resolved"] >= 1
+@pytest.mark.skipif(not REAL.is_file() and not os.environ.get("CI"), reason="../shared/data/real-talk not beside the checkout")
+def test_real_conversations_through_the_pipeline_decision(clf):
+    """Two coded real conversations through the inference path (features, heads, session context,
+    decision): the strained one gets flags, mostly on the coders' ruptures; the calm one gets at most one.
+    (The bundled head was trained on them: this checks the path, the figures come from scripts/eval_tagger.py.)"""
+    from research.realtalk import load_conversations, noised_turns
+    from research.tagger_train import turns_of
+
+    convs = {c.conv: c for c in load_conversations(REAL)}
+    strained = max(convs.values(), key=lambda c: sum(u.is_rupture for u in c.utterances))
+    calm = next(c for c in convs.values() if c.mi_quality == "high" and len(c.utterances) > 60
+                and not any(u.family != "none" for u in c.utterances))
+    for conv, want_flags in ((strained, True), (calm, False)):
+        tagged = noised_turns(conv)
+        turns = turns_of(tagged)
+        ev = tag_turns(turns, turn_features(turns), clf(turns), clf.tagging_config())
+        ruptures = [e for e in ev if e.type == "rupture"]
+        if want_flags:
+            moments = rupture_metrics(ev)["moments"][:3]
+            right = sum(any(conv.utterances[i].is_rupture for i in tagged[m["turn_index"]].origin) for m in moments)
+            assert len(moments) == 3 and right >= 2
+        else:
+            assert len(ruptures) <= 1
 
 
 @needs_store
@@ -103,7 +121,7 @@ def test_roles_unknown_still_tags(clf):
     preds = clf(unknown)
     for p in preds:
         assert sum(v for _, v in p.probs) == pytest.approx(1.0, abs=1e-5)
-    ev = tag_turns(unknown, text_features(unknown), preds, clf.tagging_config())
+    ev = tag_turns(unknown, turn_features(unknown), preds, clf.tagging_config())
     assert all("role unknown" in e.evidence for e in ev)
 
 
@@ -121,6 +139,25 @@ def test_tampered_head_is_refused(tmp_path):
         MarkerClassifier(TaggingConfig(classifier=str(d)), ModelsConfig())
     with pytest.raises(ModelError):
         MarkerClassifier(TaggingConfig(classifier=str(tmp_path / "missing")), ModelsConfig())
+
+
+@needs_store
+def test_edited_head_json_is_refused_or_shows_in_provenance(tmp_path, monkeypatch):
+    import models.tagger as mt
+
+    d = tmp_path / "head"
+    shutil.copytree(mt.HEAD_DIR, d, ignore=shutil.ignore_patterns("data", "*.md"))
+    before = mt.MarkerClassifier(TaggingConfig(classifier=str(d)), ModelsConfig()).model_infos[1].sha256
+    cfg = json.loads((d / "head.json").read_text())
+    cfg["threshold"] = 0.01
+    (d / "head.json").write_text(json.dumps(cfg))
+    # a user's own head: loads, but provenance shows another model
+    after = mt.MarkerClassifier(TaggingConfig(classifier=str(d)), ModelsConfig()).model_infos[1].sha256
+    assert before == mt.BUNDLED_HEAD_SHA256 and after != before
+    # the bundled head (its folder): the pinned digest refuses the edit
+    monkeypatch.setattr(mt, "HEAD_DIR", d)
+    with pytest.raises(ModelIntegrityError):
+        mt.MarkerClassifier(TaggingConfig(), ModelsConfig())
 
 
 @needs_store
@@ -154,38 +191,3 @@ def test_pluggable_sequence_classifier(tmp_path):
     (d / "label_map.json").write_text(json.dumps({"calm": "not-a-label"}))
     with pytest.raises(ModelError):
         MarkerClassifier(TaggingConfig(classifier=str(d)), ModelsConfig())
-
-
-def test_lora_merge_equals_adapted_forward():
-    """Merging trained adapters into the base weights gives the adapted layer's output (pure torch, tiny
-    module, no model files); adapters that do not fit are refused."""
-    from models.tagger import LoRALinear, add_lora, lora_state, merge_lora
-
-    torch.manual_seed(0)
-    net = torch.nn.Sequential()
-    net.add_module("query", torch.nn.Linear(6, 5))
-    net.add_module("other", torch.nn.Linear(5, 3))
-    base = {k: v.clone() for k, v in net.state_dict().items()}
-    wrapped = add_lora(net, rank=2, alpha=4.0, targets=("query",))
-    assert wrapped == ["query"] and isinstance(net.query, LoRALinear)
-    assert [n for n, p in net.named_parameters() if p.requires_grad] == ["query.lora_A", "query.lora_B"]
-    with torch.no_grad():
-        net.query.lora_B.normal_()  # as if trained (B starts at zero)
-    x = torch.randn(4, 6)
-    with torch.no_grad():
-        adapted = net(x)
-    adapters = lora_state(net)
-    plain = torch.nn.Sequential()
-    plain.add_module("query", torch.nn.Linear(6, 5))
-    plain.add_module("other", torch.nn.Linear(5, 3))
-    plain.load_state_dict(base)
-    with torch.no_grad():
-        before = plain(x)
-    assert merge_lora(plain, adapters, scale=4.0 / 2) == 1
-    with torch.no_grad():
-        merged = plain(x)
-    assert torch.allclose(merged, adapted, atol=1e-5) and not torch.allclose(before, adapted, atol=1e-3)
-    with pytest.raises(ModelError):
-        merge_lora(plain, {"other.lora_A": torch.zeros(2, 6), "other.lora_B": torch.zeros(3, 2)}, 1.0)
-    with pytest.raises(ModelError):
-        merge_lora(plain, {"missing.lora_A": torch.zeros(2, 6), "missing.lora_B": torch.zeros(5, 2)}, 1.0)

@@ -17,11 +17,15 @@ from pipeline.tagging import (
     family_of,
     role_allows,
     rupture_metrics,
+    context_inputs,
+    in_context,
     tag_turns,
-    text_features,
 )
+from pipeline.measures import turn_features
 
 CFG = TaggingConfig(threshold=0.5)
+# the text cues' boosts are off by default (the model reads them); these tests switch them on
+CUES = replace(CFG, cue_minimal_response=1.0, cue_talk_shift=0.4)
 
 
 def pred(i: int, role: str, **mass: float) -> MarkerPrediction:
@@ -99,14 +103,25 @@ def test_family_mass_decides_not_a_single_subtype():
     assert d.family == "withdrawal" and d.subtype == "withdrawal.denial" and d.confidence == pytest.approx(0.55)
 
 
+def test_rupture_is_judged_on_its_total_mass():
+    # neither family reaches the threshold, together they do: one rupture, named after the larger family
+    p = pred(0, "client", withdrawal__denial=0.3, confrontation__defends_self=0.25)
+    d = decide("client", p, None, CFG)
+    assert d.family == "withdrawal" and d.subtype == "withdrawal.denial" and d.confidence == pytest.approx(0.55)
+    assert decide("client", p, None, replace(CFG, threshold=0.6)).family == "none"
+
+
 def test_minimal_response_cue_raises_withdrawal_only_after_invitation():
     p = pred(0, "client", withdrawal__minimal_response=0.35)
-    plain = decide("client", p, feats(0, word_count=1), CFG)
-    cued = decide("client", p, feats(0, word_count=1, follows_question=True, minimal_response=True, latency_s=5.0), CFG)
+    plain = decide("client", p, feats(0, word_count=1), CUES)
+    cued = decide("client", p, feats(0, word_count=1, follows_question=True, minimal_response=True, latency_s=5.0), CUES)
     assert plain.family == "none"
-    assert cued.family == "withdrawal" and cued.cue_boost == pytest.approx(CFG.cue_minimal_response + CFG.cue_latency)
+    assert cued.family == "withdrawal" and cued.cue_boost == pytest.approx(CUES.cue_minimal_response + CUES.cue_latency)
+    # by default only the audio cue (latency) adds to the model's own reading of the text
+    dflt = decide("client", p, feats(0, word_count=1, follows_question=True, minimal_response=True, latency_s=5.0), CFG)
+    assert dflt.cue_boost == pytest.approx(CFG.cue_latency) and "minimal response after invitation" in dflt.cues
     off = decide("client", p, feats(0, word_count=1, follows_question=True, minimal_response=True, latency_s=5.0),
-                 replace(CFG, cue_weight=0.0))
+                 replace(CUES, cue_weight=0.0))
     assert off.family == "none" and off.cue_boost == 0.0
 
 
@@ -123,8 +138,8 @@ def test_interruption_raises_confrontation_only_with_complaint_language():
 def test_talk_time_shift_cue():
     p = pred(0, "client", withdrawal__minimal_response=0.45)
     f = feats(0, word_count=4, follows_question=True)
-    assert decide("client", p, f, CFG, client_median_words=40.0).family == "withdrawal"
-    assert decide("client", p, f, CFG, client_median_words=10.0).family == "none"
+    assert decide("client", p, f, CUES, client_median_words=40.0).family == "withdrawal"
+    assert decide("client", p, f, CUES, client_median_words=10.0).family == "none"
 
 
 def test_roles_other_and_unknown():
@@ -148,12 +163,58 @@ def test_evidence_is_trimmed():
     assert len(quoted) <= 50 and quoted.endswith("…")
 
 
-def test_text_features():
+def test_turn_features_from_text_and_audio():
     turns = (turn(0, "therapist", "How did the week go?"), turn(1, "client", "Fine."),
              turn(2, "therapist", "Okay."), turn(3, "client", "Yes, I did all of it and more."))
-    f = text_features(turns, latencies=[None, 3.0, 0.4, 0.2], interrupts=[False, False, False, True])
+    f = turn_features(turns, latencies=[None, 3.0, 0.4, 0.2], interrupters={3})
     assert f[1].follows_question and f[1].minimal_response and f[1].latency_s == 3.0
     assert not f[3].follows_question and not f[3].minimal_response and f[3].interrupts_previous
+    text_only = turn_features(turns)
+    assert text_only[1].minimal_response and text_only[1].latency_s is None and not text_only[3].interrupts_previous
+
+
+def scored(i: int, role: str, z: float, **mass: float) -> MarkerPrediction:
+    p = pred(i, role, **mass)
+    return replace(p, rupture_logit=z if role in ("client", "unknown") else None,
+                   repair_logit=z if role in ("therapist", "unknown") else None)
+
+
+def test_context_inputs_session_mean_nearby_and_preceding_rupture():
+    roles = ["therapist", "client", "therapist", "client", "therapist"]
+    rup, rep = context_inputs(roles, [None, 2.0, None, -1.0, None], [0.1, None, 0.5, None, -0.3], window=2, lookback=2)
+    assert rup[1] == (2.0, 0.5, -1.0) and rup[3] == (-1.0, 0.5, 2.0)
+    assert rep[2] == (0.5, 2.0, 0.5)  # the client's strong rupture score just before
+    assert rep[4] == (-0.3, -1.0, 0.5)  # two turns back: only the later client turn
+    assert rep[0] == (0.1, 0.5, 0.5)  # nothing before: the session mean
+
+
+def test_in_context_reweighs_ruptures_by_the_session():
+    turns = tuple(turn(i, r, "text") for i, r in enumerate(["therapist", "client", "therapist", "client"]))
+    calm = (scored(0, "therapist", -3.0), scored(1, "client", 0.0, withdrawal__denial=0.3, confrontation__defends_self=0.2),
+            scored(2, "therapist", -3.0), scored(3, "client", -4.0))
+    strained = calm[:3] + (scored(3, "client", 3.0),)
+    w = (1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)  # own score + session mean
+    a = in_context(turns, calm, w)[1].family_probs()
+    b = in_context(turns, strained, w)[1].family_probs()
+    assert b["withdrawal"] + b["confrontation"] > a["withdrawal"] + a["confrontation"]
+    assert a["withdrawal"] / a["confrontation"] == pytest.approx(1.5)  # subtype shares kept
+    for p in in_context(turns, strained, w):
+        assert sum(v for _, v in p.probs) == pytest.approx(1.0)
+    plain = pred(1, "client", withdrawal__denial=0.3)  # no raw scores: unchanged
+    assert in_context(turns[1:2], (plain,), w) == (plain,)
+    with pytest.raises(ValueError):
+        in_context(turns, calm, (1.0, 2.0))
+
+
+def test_moments_rank_ruptures_with_their_repairs():
+    turns = (turn(0, "client", "No."), turn(1, "therapist", "Let's look at what just happened between us."),
+             turn(2, "client", "Whatever."), turn(3, "client", "You never listen."))
+    preds = (pred(0, "client", withdrawal__minimal_response=0.6), pred(1, "therapist", invites_discussion=0.9),
+             pred(2, "client", withdrawal__minimal_response=0.7), pred(3, "client", confrontation__complaint_about_therapist=0.95))
+    m = rupture_metrics(tag_turns(turns, (), preds, replace(CFG, repair_window_s=1.0)), moments=2)
+    assert [x["turn_index"] for x in m["moments"]] == [3, 2]
+    assert m["ruptures"] == 3 and m["resolved"] == 1 and m["share_resolved"] == pytest.approx(1 / 3, abs=1e-4)
+    assert rupture_metrics(())["share_resolved"] is None and rupture_metrics(())["moments"] == []
 
 
 def test_missing_prediction_or_features_are_tolerated():

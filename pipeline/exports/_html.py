@@ -443,6 +443,38 @@ def _flags(record: SessionRecord, names: Mapping[str, str]) -> tuple[str, int, l
     return '<ol class="flags" id="flags">\n' + "\n".join(items) + "\n</ol>", len(items), data
 
 
+MOMENTS = 5  # ruptures listed first on the review page
+
+
+def _moments(record: SessionRecord, names: Mapping[str, str]) -> str:
+    """The few most likely ruptures, most likely first, each with the repair that followed (or none): where a
+    reviewer starts. Each links to its entry in the flagged moments and plays from its start."""
+    flags = sorted((e for e in record.events if e.type in FLAG_TYPES), key=lambda e: (e.start, e.type))
+    flag_no = {id(e): i for i, e in enumerate(flags)}
+    by_index = {t.index: t for t in record.turns}
+    repairs = {e.turn_index: e for e in record.events if e.type == "repair"}
+    ruptures = sorted((e for e in record.events if e.type == "rupture"), key=lambda e: (-e.confidence, e.start))
+    items = []
+    for ev in ruptures[:MOMENTS]:
+        turn = by_index.get(ev.turn_index) if ev.turn_index is not None else None
+        quote_ = f' <q>{_e(_trim(turn.text, 120))}</q>' if turn is not None else ""
+        rep = repairs.get(ev.repair_turn_index) if ev.resolved else None
+        after = (f'repaired at <button class="t" type="button" data-start="{_t(rep.start)}">{_clock(rep.start)}</button>'
+                 f' ({_e(subtype_label(rep.subtype))})' if rep is not None else "not repaired")
+        who = _e(names.get(ev.speaker, ev.speaker or "?"))
+        items.append(f'<li><button class="t" type="button" data-start="{_t(ev.start)}">{_clock(ev.start)}</button> '
+                     f'<a href="#flag-{flag_no.get(id(ev), 0)}">{_e(subtype_label(ev.subtype))}</a> '
+                     f'<span class="conf">{ev.confidence:.0%}</span> {who}:{quote_}; {after}</li>')
+    if not items:
+        return '<p class="empty">No rupture flagged.</p>'
+    return '<ol class="moments" id="moments">\n' + "\n".join(items) + "\n</ol>"
+
+
+def _trim(text: str, n: int) -> str:
+    t = " ".join(text.split())
+    return t if len(t) <= n else t[: n - 1].rstrip() + "…"
+
+
 def _transcript(record: SessionRecord, names: Mapping[str, str], roles: Mapping[str, str]) -> str:
     flagged = {e.turn_index for e in record.events if e.type in ("rupture", "repair") and e.turn_index is not None}
     rows = []
@@ -511,6 +543,7 @@ def render_report(record: SessionRecord, audio_relpath: str | None) -> str:
         "AUDIO": _audio(href),
         "TIMELINE": _timeline(record, names, roles),
         "LEGEND": _legend(record),
+        "MOMENTS": _moments(record, names),
         "FLAG_COUNT": str(n_flags),
         "FILTERS": _filters(record),
         "FLAGS": flags_html,

@@ -1,0 +1,189 @@
+"""Grouped cross-validation of the tagger on the real-talk conversations, beside a bag-of-words baseline.
+
+For each of the data's 5 folds (conversations never split), the model is trained on the other four
+(research.tagger_train.train_head: its context weights and thresholds come from inner folds of those four),
+then run through the inference code (models.tagger.head_predictions, pipeline.measures.turn_features,
+pipeline.tagging.tag_turns) on the held-out conversations, in three copies: the ASR-style one (the figure
+that counts), the clean transcript, and the ASR-style one with no roles. Scored on the coded utterances by
+research.tagger_metrics.score.
+
+The baseline, on the same folds and copies: TF-IDF of the turn and of the turn before it (words and word
+pairs), class-balanced logistic regressions for rupture and repair, thresholds chosen the same way from
+inner folds; once plain, once with the same session-context stage as the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from research.realtalk import Conversation, TaggedTurn
+from research.tagger_metrics import TurnOutput, score
+from research.tagger_train import (LOG, FitScorer, Table, TrainSettings, _logreg, dense_scorer, fit_decision,
+                                   fit_stage1, oof_scores, turns_of)
+
+EVAL_KINDS = ("noised", "clean", "noised_noroles")
+IDENTITY_CONTEXT = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+
+
+def outputs_from_predictions(tagged: Sequence[TaggedTurn], preds, cfg) -> list[TurnOutput]:  # type: ignore[no-untyped-def]
+    """Run the pipeline's decision on one conversation and read back, per turn, the rupture/repair flags."""
+    from pipeline.measures import turn_features
+    from pipeline.tagging import in_context, tag_turns
+
+    turns = turns_of(tagged)
+    events = tag_turns(turns, turn_features(turns), preds, cfg)
+    ctx = in_context(turns, preds, cfg.context_weights, cfg.context_window, cfg.context_lookback) \
+        if cfg.context_weights else preds
+    by = {e.turn_index: e for e in events}
+    out = []
+    for t, p in zip(turns, ctx):
+        fam = p.family_probs()
+        e = by.get(t.index)
+        out.append(TurnOutput(fam["withdrawal"] + fam["confrontation"], bool(e and e.type == "rupture"),
+                              fam["repair"], bool(e and e.type == "repair")))
+    return out
+
+
+def tagging_config(fitted: Mapping) -> object:
+    from pipeline.config import TaggingConfig
+
+    ctx = fitted["context"]
+    return TaggingConfig(threshold=fitted["threshold"], repair_threshold=fitted["repair_threshold"],
+                         context_weights=tuple(ctx["weights"]), context_window=ctx["window"],
+                         context_lookback=ctx["lookback"])
+
+
+def model_outputs(fitted: Mapping, table: Table, convs: Sequence[Conversation]) -> dict[str, list[TurnOutput]]:
+    from models.tagger import LinearHeads, head_predictions
+
+    heads = LinearHeads({k: np.asarray(v, dtype=np.float64) for k, v in fitted["tensors"].items()})
+    cfg = tagging_config(fitted)
+    out = {}
+    for c in convs:
+        rows = table.rows(c.conv)
+        tagged = table.turns[c.conv]
+        preds = head_predictions(heads, turns_of(tagged), table.X[rows])
+        out[c.conv] = outputs_from_predictions(tagged, preds, cfg)
+    return out
+
+
+# ---- the bag-of-words baseline --------------------------------------------------------------------------
+def bow_scorer(train_tabs: Sequence[Table], score_tab: Table, C: float = 1.0) -> FitScorer:
+    from scipy.sparse import hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    def texts(tab: Table, rows: np.ndarray) -> tuple[list[str], list[str]]:
+        cur, prev = [], []
+        flat = [(conv, i) for conv in dict.fromkeys(tab.convs) for i in range(len(tab.turns[conv]))]
+        for r in rows:
+            conv, i = flat[r]
+            ts = tab.turns[conv]
+            cur.append(ts[i].text)
+            prev.append(ts[i - 1].text if i > 0 else "")
+        return cur, prev
+
+    def fit(convs: set[str]) -> object:
+        vc = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+        vp = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+        Xs, roles, labels = [], [], []
+        cur_all, prev_all = [], []
+        for tab in train_tabs:
+            rows = np.flatnonzero(np.isin(np.asarray(tab.convs), list(convs)))
+            c, p = texts(tab, rows)
+            cur_all += c
+            prev_all += p
+            roles.append(tab.roles[rows])
+            labels.append(tab.labels[rows])
+        X = hstack([vc.fit_transform(cur_all), vp.fit_transform(prev_all)]).tocsr()
+        role = np.concatenate(roles)
+        lab = np.concatenate(labels)
+        models = []
+        for r, pos in (("client", ("withdrawal", "confrontation")), ("therapist", ("repair",))):
+            m = (role == r) & (lab != "dontcare")
+            models.append(_logreg(X[m], np.isin(lab[m], pos).astype(int), C))
+        del Xs
+
+        def scorer(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            c, p = texts(score_tab, rows)
+            Xt = hstack([vc.transform(c), vp.transform(p)]).tocsr()
+            return models[0].decision_function(Xt), models[1].decision_function(Xt)
+        return scorer
+    return fit  # type: ignore[return-value]
+
+
+def baseline_outputs(fit_scorer_for, decision: Mapping, convs: Sequence[Conversation], train_ids: set[str],
+                     table: Table) -> dict[str, list[TurnOutput]]:  # type: ignore[no-untyped-def]
+    from pipeline.tagging import LABELS, MarkerPrediction
+
+    scorer = fit_scorer_for(table)(train_ids)
+    cfg = tagging_config(decision)
+    out = {}
+    for c in convs:
+        rows = table.rows(c.conv)
+        r, q = scorer(rows)
+        tagged = table.turns[c.conv]
+        preds = []
+        for i, t in enumerate(tagged):
+            pr = 1 / (1 + np.exp(-r[i])) if t.role in ("client", "unknown") else 0.0
+            pq = 1 / (1 + np.exp(-q[i])) if t.role in ("therapist", "unknown") else 0.0
+            if pr + pq > 1:
+                pr, pq = pr / (pr + pq), pq / (pr + pq)
+            probs = {lab: 0.0 for lab in LABELS}
+            probs["none"], probs["withdrawal.denial"], probs["clarifies_misunderstanding"] = 1 - pr - pq, pr, pq
+            preds.append(MarkerPrediction(i, tuple(probs.items()), float(r[i]) if pr else None,
+                                          float(q[i]) if pq else None))
+        out[c.conv] = outputs_from_predictions(tagged, tuple(preds), cfg)
+    return out
+
+
+def cross_validate(convs: Sequence[Conversation], tables: Mapping[str, Table], settings: TrainSettings,
+                   log: LOG = print, baseline: bool = True) -> dict[str, dict[str, dict]]:
+    """{system: {copy: {"pooled": metrics over all held-out conversations, "folds": [metrics per fold]}}}
+    for the systems model, bow and bow+context."""
+    outputs: dict[str, dict[str, dict[str, list[TurnOutput]]]] = {}
+    train_tabs = [tables[k] for k in settings.train_kinds]
+    tab = tables[settings.choose_on]
+    folds = sorted({c.fold for c in convs})
+    extra = tables.get("written") if settings.written_weight > 0 else None
+    stage1 = {"model": dense_scorer(train_tabs, tab, settings.C, settings.standardise, extra, settings.written_weight)}
+    if baseline:
+        stage1["bow"] = stage1["bow+context"] = bow_scorer(train_tabs, tab)
+    oof = {name: oof_scores(convs, tab, fit) for name, fit in stage1.items() if name != "bow+context"}
+    oof["bow+context"] = oof.get("bow")  # type: ignore[assignment]
+    for k in folds:
+        train = [c for c in convs if c.fold != k]
+        test = [c for c in convs if c.fold == k]
+        log(f"fold {k}: stage 2 and thresholds from the out-of-fold scores of the other {len(train)} conversations")
+        for name in stage1:
+            r, q, _ = oof[name]
+            dec = fit_decision(train, tab, r, q, settings, log, fit_context_stage=name != "bow")
+            if name == "model":
+                fitted = {"tensors": fit_stage1(train_tabs, {c.conv for c in train}, settings.C,
+                                                settings.standardise, extra, settings.written_weight), **dec}
+            for kind in EVAL_KINDS:
+                if name == "model":
+                    outs = model_outputs(fitted, tables[kind], test)
+                else:
+                    outs = baseline_outputs(lambda t: bow_scorer(train_tabs, t), dec, test, {c.conv for c in train},
+                                            tables[kind])
+                outputs.setdefault(name, {}).setdefault(kind, {}).update(outs)
+        m = score(test, tables["noised"].turns, outputs["model"]["noised"])
+        line = (f"fold {k} noised: model rupture F1 {m['rupture_f1']:.3f} (P {m['rupture_p']:.2f} R {m['rupture_r']:.2f}, "
+                f"{m['false_per_100_calm']:.2f} false/100 calm), repair F1 {m['repair_f1']:.3f}")
+        if baseline:
+            b = score(test, tables["noised"].turns, outputs["bow"]["noised"])
+            line += f"; bow rupture F1 {b['rupture_f1']:.3f}"
+        log(line)
+    res: dict[str, dict[str, dict]] = {}
+    for name, by_kind in outputs.items():
+        for kind, outs in by_kind.items():
+            res.setdefault(name, {})[kind] = {
+                "pooled": score(convs, tables[kind].turns, outs),
+                "folds": [score([c for c in convs if c.fold == k], tables[kind].turns, outs) for k in folds]}
+    return res
+
+
+__all__ = ["cross_validate", "EVAL_KINDS", "model_outputs", "outputs_from_predictions", "replace"]

@@ -1,0 +1,36 @@
+"""Shared set-up of the tagger's training and evaluation entry points: the real-talk conversations, the
+text encoder from the model store, and the feature tables of each copy (cached under out/tagger-cache)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from research.realtalk import DEFAULT_CSV, Conversation, load_conversations
+from research.tagger_train import LOG, Table, build_table, written_table
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / "out" / "tagger-cache"
+KINDS = ("clean", "noised", "noised_noroles")
+
+
+def load(csv: Path = DEFAULT_CSV, kinds: Sequence[str] = KINDS, store: str = "", threads: int = 2,
+         context_turns: int = 2, max_length: int = 128, written: bool = False, log: LOG = print
+         ) -> tuple[tuple[Conversation, ...], dict[str, Table], object]:
+    import pipeline.offline  # noqa: F401  (offline env before any ML import)
+
+    import torch
+
+    from models.store import resolve
+    from models.tagger import TextEncoder
+
+    if not csv.is_file():
+        raise SystemExit(f"{csv} not found: the real-talk data lives in ../shared/data/real-talk/ (pass --data)")
+    torch.set_num_threads(threads)
+    convs = load_conversations(csv)
+    enc_info = resolve("minilm", store)
+    encoder = TextEncoder(enc_info.path, max_length=max_length)
+    tables = {k: build_table(encoder, convs, k, context_turns, CACHE, log=log) for k in kinds}
+    if written:
+        tables["written"] = written_table(encoder, ROOT / "models" / "tagger" / "data", context_turns, CACHE, log)
+    return convs, tables, enc_info

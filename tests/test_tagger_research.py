@@ -1,0 +1,103 @@
+"""The tagger's research code (scripts/research): the real-talk copies, utterance-level scoring, threshold
+choice and LoRA adapters. Pure or tiny: no model files."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.errors import ModelError
+from research.realtalk import Conversation, TaggedTurn, Utterance, asr_text, noised_turns, to_utterances, turn_label
+from research.tagger_metrics import TurnOutput, score
+from research.tagger_train import _best_threshold
+
+
+def U(i, role, text, family="none", conv="c1"):
+    return Utterance(conv, i, role, text, family, "", 0, "high", "n/a", "n/a")
+
+
+CONV = Conversation("c1", 0, "low", "t", (
+    U(0, "therapist", "You really need to stop drinking, it's damaging your liver and you know it."),
+    U(1, "client", "Well, I-I-I don't consider my drinking-- um, binge drinking.", "confrontation"),
+    U(2, "client", "It's not like I was gonna sell it or anything. It's like-", "dontcare"),
+    U(3, "therapist", "You're right, it's your call. " + "Tell me more about what matters to you here. " * 6, "repair"),
+    U(4, "client", "Okay."),
+))
+
+
+def test_asr_text_lowercases_collapses_stutters_and_cutoffs():
+    rng = random.Random(0)
+    assert asr_text("Well, I-I-I don't-- um, know.", rng, "none", 1.0) == "well i don't know"
+    assert asr_text("Well, I-I-I don't-- um, know.", rng, "sentence", 0.0) == "well, i don't um, know."
+
+
+def test_noised_copy_is_deterministic_and_keeps_every_utterance_once():
+    a, b = noised_turns(CONV, seed=3), noised_turns(CONV, seed=3)
+    assert a == b
+    carried = [i for t in a for i in t.origin]
+    assert sorted(set(carried)) == [0, 1, 2, 3, 4]
+    merged = next(t for t in a if 1 in t.origin)
+    assert 2 in merged.origin  # the client's two utterances in a row are one ASR turn
+    assert all(t.text == t.text.lower() for t in a)
+    assert {t.role for t in noised_turns(CONV, seed=3, roles=False)} == {"unknown"}
+    assert turn_label(CONV, merged) == "confrontation"
+
+
+def test_scores_go_back_to_the_coded_utterances():
+    turns = (TaggedTurn("therapist", "x", (0,)), TaggedTurn("client", "y", (1, 2)), TaggedTurn("therapist", "z", (3,)),
+             TaggedTurn("therapist", "z2", (3,)), TaggedTurn("client", "w", (4,)))
+    assert to_utterances(CONV, turns, [0, 1, 0, 5, 2]) == [0, 1, 1, 5, 2]
+    outs = [TurnOutput(0, False, 0, False), TurnOutput(0.9, True, 0, False), TurnOutput(0, False, 0.2, False),
+            TurnOutput(0, False, 0.8, True), TurnOutput(0.7, True, 0, False)]
+    m = score([CONV], {"c1": turns}, {"c1": outs})
+    # utterance 1 is a true rupture, 2 is don't-care (not counted), 4 is a false rupture among 1 calm one
+    assert (m["rupture_tp"], m["rupture_fp"], m["rupture_fn"]) == (1, 1, 0)
+    assert m["false_per_100_calm"] == pytest.approx(100.0)
+    assert m["repair_f1"] == pytest.approx(1.0) and m["top3_precision"] == pytest.approx(0.5)
+
+
+def test_threshold_respects_the_false_alarm_budget():
+    s = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4] + [0.1] * 194)
+    y = np.array([True, False, True, False, True, False] + [False] * 194)
+    assert _best_threshold(s, y, None) == pytest.approx(0.5)  # best F1: all three positives
+    assert _best_threshold(s, y, 0.6) == pytest.approx(0.7)  # 1 false alarm in 197 calm allowed: 0.6 is out
+    assert _best_threshold(s, y, 0.4) == pytest.approx(0.9)  # none allowed
+
+
+def test_lora_merge_equals_adapted_forward():
+    """Merging trained adapters into the base weights gives the adapted layer's output (pure torch, tiny
+    module, no model files); adapters that do not fit are refused."""
+    from models.tagger import merge_lora
+    from research.tagger_lora import LoRALinear, add_lora, lora_state
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential()
+    net.add_module("query", torch.nn.Linear(6, 5))
+    net.add_module("other", torch.nn.Linear(5, 3))
+    base = {k: v.clone() for k, v in net.state_dict().items()}
+    wrapped = add_lora(net, rank=2, alpha=4.0, targets=("query",))
+    assert wrapped == ["query"] and isinstance(net.query, LoRALinear)
+    assert [n for n, p in net.named_parameters() if p.requires_grad] == ["query.lora_A", "query.lora_B"]
+    with torch.no_grad():
+        net.query.lora_B.normal_()  # as if trained (B starts at zero)
+    x = torch.randn(4, 6)
+    with torch.no_grad():
+        adapted = net(x)
+    adapters = lora_state(net)
+    plain = torch.nn.Sequential()
+    plain.add_module("query", torch.nn.Linear(6, 5))
+    plain.add_module("other", torch.nn.Linear(5, 3))
+    plain.load_state_dict(base)
+    with torch.no_grad():
+        before = plain(x)
+    assert merge_lora(plain, adapters, scale=4.0 / 2) == 1
+    with torch.no_grad():
+        merged = plain(x)
+    assert torch.allclose(merged, adapted, atol=1e-5) and not torch.allclose(before, adapted, atol=1e-3)
+    with pytest.raises(ModelError):
+        merge_lora(plain, {"other.lora_A": torch.zeros(2, 6), "other.lora_B": torch.zeros(3, 2)}, 1.0)
+    with pytest.raises(ModelError):
+        merge_lora(plain, {"missing.lora_A": torch.zeros(2, 6), "missing.lora_B": torch.zeros(5, 2)}, 1.0)
