@@ -2,6 +2,9 @@
 readers for the reference formats (RTTM, STM).
 
 Pure functions of records and strings, except `read_rttm` / `read_stm`, which only read the file given.
+
+Evaluation only: used by `scripts/` (evaluate, eval_diarization, make_calm_audio) and the tests, never by a
+session run. jiwer comes with the `test` extra, so it is imported inside `word_error_rate` only.
 """
 
 from __future__ import annotations
@@ -162,8 +165,14 @@ def normalize_text(text: str) -> str:
 
 def word_error_rate(reference_text: str, hypothesis_text: str) -> float:
     """Word error rate (substitutions + deletions + insertions) / reference words, computed by jiwer after
-    `normalize_text` on both sides. An empty reference gives 0.0 for an empty hypothesis, else 1.0."""
-    import jiwer
+    `normalize_text` on both sides. An empty reference gives 0.0 for an empty hypothesis, else 1.0.
+    Needs jiwer (the `test` extra): without it, ModuleNotFoundError saying how to install it."""
+    try:
+        import jiwer
+    except ModuleNotFoundError as e:
+        raise ModuleNotFoundError(
+            "word_error_rate needs jiwer, an evaluation/test dependency that the runtime does not install: "
+            "pip install -e '.[test]'", name="jiwer") from e
 
     ref = normalize_text(reference_text)
     hyp = normalize_text(hypothesis_text)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -151,3 +155,19 @@ def test_word_error_rate():
     assert word_error_rate("", "") == 0.0
     assert word_error_rate("", "noise") == 1.0
     assert word_error_rate("words here", "") == 1.0
+
+
+def test_word_error_rate_without_jiwer_says_how_to_install(monkeypatch):
+    """jiwer is a test extra, not a runtime dependency: importing pipeline.scoring never needs it, and
+    word_error_rate without it says which extra to install."""
+    monkeypatch.setitem(sys.modules, "jiwer", None)  # `import jiwer` now raises ModuleNotFoundError
+    with pytest.raises(ModuleNotFoundError, match=r"pip install -e '\.\[test\]'") as info:
+        word_error_rate("the cat", "the cat")
+    assert info.value.name == "jiwer"
+
+
+def test_scoring_imports_without_jiwer():
+    code = "import sys; sys.modules['jiwer'] = None; import pipeline.scoring; print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
