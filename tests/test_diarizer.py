@@ -178,11 +178,16 @@ def test_diarizer_bad_local_pipeline_is_a_model_error(tmp_path):
 
 
 def test_diarizer_segments_stay_inside_short_audio(diarizer, sample_wave):
+    """Clips of 1 s and 0.3 s from 10 s into the sample, all speech in its reference (9.92-11.03 s): both
+    tracks have segments (an empty result fails), every one inside the clip, the exclusive track covering
+    at least half of it."""
     for seconds in (1.0, 0.3):
         clip = sample_wave[10 * SR: 10 * SR + int(seconds * SR)]
         d = diarizer(Audio(clip[None], SR, SR, 1, "short"))
+        assert d.overlapping and d.exclusive, f"{seconds} s of speech gave no segments: {d}"
         for s in d.overlapping + d.exclusive:
             assert 0.0 <= s.start < s.end <= seconds
+        assert sum(s.end - s.start for s in d.exclusive) >= 0.5 * seconds, d.exclusive
 
 
 def test_diarizer_second_pass_separates_two_male_voices(diarizer, flite_synth):
