@@ -58,7 +58,7 @@ HEAD_FILE = "head.safetensors"
 HEAD_CONFIG = "head.json"
 CONTEXT_CHARS = 600  # characters of context kept (the most recent ones) before tokenisation
 # sha256 of the bundled head (head_digest: head.json + head.safetensors), written by scripts/train_tagger.py
-BUNDLED_HEAD_SHA256 = "43ee937bd592993ed4ec0b6923c0ebb4bf99c8ec933578eb839c56fb796b4a36"
+BUNDLED_HEAD_SHA256 = "6578e82b36cb00e1499101c27d9376c2515b7153833aa7c3088d85ec9e0eaad4"
 
 
 @dataclass(frozen=True)

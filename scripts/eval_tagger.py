@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-calm", action="store_true", help="skip the written calm sessions check")
     args = ap.parse_args(argv)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    convs, tables, _ = load(args.data, log=log)
-    res = cross_validate(convs, tables, TrainSettings(), log=log, baseline=not args.no_baseline)
+    settings = TrainSettings()
+    convs, tables, _ = load(args.data, written=settings.written_weight > 0, log=log)
+    res = cross_validate(convs, tables, settings, log=log, baseline=not args.no_baseline)
     print_cv(res, EVAL_KINDS)
     if not args.no_calm:
         res["calm_written"] = calm_written_sessions()

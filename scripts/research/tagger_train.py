@@ -284,7 +284,7 @@ class TrainSettings:
     max_false_per_100: float = 1.0
     train_kinds: tuple[str, ...] = ("noised",)  # copies trained on
     choose_on: str = "noised"  # copy the context weights and thresholds are chosen on
-    written_weight: float = 0.0  # weight of the written corpus rows in stage 1 (0: not used)
+    written_weight: float = 0.0  # weight of the written corpus rows in stage 1 (0: not used; see MODEL_CARD.md)
 
 
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # table rows -> (rupture, repair) scores
