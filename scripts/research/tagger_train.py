@@ -58,9 +58,28 @@ class Table:
         return np.flatnonzero(np.asarray(self.convs) == conv)
 
 
+def cached_features(encoder, examples: Sequence, name: str, context_turns: int, cache_dir: Path | None,
+                    log: LOG = print) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """models.tagger.featurize of `examples`, cached under cache_dir by their content and the encoder."""
+    from models.tagger import featurize
+
+    key = hashlib.sha256(json.dumps([name, context_turns, encoder.model.name_or_path,
+                                     [(e.context, e.target) for e in examples]]).encode()).hexdigest()[:20]
+    path = cache_dir / f"features-{name}-{key}.npy" if cache_dir else None
+    if path is not None and path.is_file():
+        return np.load(path)
+    t0 = time.perf_counter()
+    X = featurize(encoder, examples)
+    log(f"features of {name}: {len(examples)} turns in {time.perf_counter() - t0:.0f} s")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, X)
+    return X
+
+
 def build_table(encoder, convs: Sequence[Conversation], kind: str, context_turns: int, cache_dir: Path | None,
                 seed: int = 0, log: LOG = print) -> Table:  # type: ignore[no-untyped-def]
-    from models.tagger import examples_from_turns, featurize
+    from models.tagger import examples_from_turns
 
     cp = copies(convs, kind, seed)
     conv_ids, roles, labels, subs, examples = [], [], [], [], []
@@ -74,18 +93,7 @@ def build_table(encoder, convs: Sequence[Conversation], kind: str, context_turns
             labels.append(lab)
             sub = next((c.utterances[i].subtype for i in t.origin if c.utterances[i].family == lab), "")
             subs.append(sub)
-    key = hashlib.sha256(json.dumps([kind, context_turns, encoder.model.name_or_path,
-                                     [(e.context, e.target) for e in examples]]).encode()).hexdigest()[:20]
-    path = cache_dir / f"features-{kind}-{key}.npy" if cache_dir else None
-    if path is not None and path.is_file():
-        X = np.load(path)
-    else:
-        t0 = time.perf_counter()
-        X = featurize(encoder, examples)
-        log(f"features of the {kind} copy: {len(examples)} turns in {time.perf_counter() - t0:.0f} s")
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, X)
+    X = cached_features(encoder, examples, kind, context_turns, cache_dir, log)
     return Table(kind, tuple(conv_ids), np.asarray(roles), np.asarray(labels), np.asarray(subs), X, cp)
 
 
@@ -97,7 +105,7 @@ def written_table(encoder, data_dir: Path, context_turns: int, cache_dir: Path |
     """The team's written corpus (models/tagger/data, JSON Lines items {context, target, label}) as extra
     stage-1 training rows: it covers subtypes and styles the real talk lacks (explicit complaints about
     homework or the therapist). It is never scored."""
-    from models.tagger import Example, featurize
+    from models.tagger import Example
     from pipeline.tagging import family_of
 
     examples, roles, labels, subs = [], [], [], []
@@ -111,18 +119,7 @@ def written_table(encoder, data_dir: Path, context_turns: int, cache_dir: Path |
             roles.append(it["target"]["role"])
             labels.append(family_of(it["label"]))
             subs.append(it["label"] if it["label"] != "none" else "")
-    key = hashlib.sha256(json.dumps(["written", context_turns, encoder.model.name_or_path,
-                                     [(e.context, e.target) for e in examples]]).encode()).hexdigest()[:20]
-    path = cache_dir / f"features-written-{key}.npy" if cache_dir else None
-    if path is not None and path.is_file():
-        X = np.load(path)
-    else:
-        t0 = time.perf_counter()
-        X = featurize(encoder, examples)
-        log(f"features of the written corpus: {len(examples)} items in {time.perf_counter() - t0:.0f} s")
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, X)
+    X = cached_features(encoder, examples, "written", context_turns, cache_dir, log)
     return Table("written", tuple("written" for _ in examples), np.asarray(roles), np.asarray(labels),
                  np.asarray(subs), X, {})
 
