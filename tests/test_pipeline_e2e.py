@@ -155,7 +155,11 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 def test_demo_command_produces_the_demo_record(tmp_path, no_network, capsys, demo_dir):
     from pipeline.scoring import diarization_error_rate, read_rttm
 
-    code = main(["demo", "--out", str(tmp_path / "demo")])
+    # a low review threshold, so that moments are flagged and their prosodic evidence can be checked (the
+    # v3 tagger, trained on real talk, flags none of the demo's scripted moments at its own threshold)
+    cfg = tmp_path / "low.yaml"
+    cfg.write_text("tagging:\n  threshold: 0.05\n")
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--config", str(cfg)])
     out = capsys.readouterr().out
     assert code == 0 and "session.json" in out
     rec = read_session_json(tmp_path / "demo" / "demo" / "session.json")
