@@ -14,7 +14,6 @@ inner folds; once plain, once with the same session-context stage as the model.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -88,7 +87,7 @@ def bow_scorer(train_tabs: Sequence[Table], score_tab: Table, C: float = 1.0) ->
     def fit(convs: set[str]) -> object:
         vc = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
         vp = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-        Xs, roles, labels = [], [], []
+        roles, labels = [], []
         cur_all, prev_all = [], []
         for tab in train_tabs:
             rows = np.flatnonzero(np.isin(np.asarray(tab.convs), list(convs)))
@@ -104,7 +103,6 @@ def bow_scorer(train_tabs: Sequence[Table], score_tab: Table, C: float = 1.0) ->
         for r, pos in (("client", ("withdrawal", "confrontation")), ("therapist", ("repair",))):
             m = (role == r) & (lab != "dontcare")
             models.append(_logreg(X[m], np.isin(lab[m], pos).astype(int), C))
-        del Xs
 
         def scorer(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             c, p = texts(score_tab, rows)
@@ -186,4 +184,4 @@ def cross_validate(convs: Sequence[Conversation], tables: Mapping[str, Table], s
     return res
 
 
-__all__ = ["cross_validate", "EVAL_KINDS", "model_outputs", "outputs_from_predictions", "replace"]
+__all__ = ["cross_validate", "EVAL_KINDS", "model_outputs", "outputs_from_predictions"]
