@@ -23,9 +23,10 @@ Decision, per session (`tag_turns`):
    The text cues (minimal response, talk drop after an invitation) are read by the model itself; they stay
    in the evidence. `cue_minimal_response` and `cue_talk_shift` default to 0 (the model was fitted without
    them). All cue weights are multiplied by `cue_weight` (0 turns cues off).
-3. An event is emitted when the adjusted family probability >= `threshold` (the model's, chosen on the
-   real-talk folds: best rupture F1 with at most 1 false rupture per 100 calm client turns); its subtype is
-   the model's most likely subtype in that family, its confidence the adjusted family probability.
+3. A rupture is emitted when the adjusted P(withdrawal) + P(confrontation) >= `threshold`, a repair when
+   the adjusted P(repair) >= `repair_threshold` (the model's, chosen on the real-talk folds: the rupture one
+   for the best F1 with at most 1 false rupture per 100 calm client turns); the family is the larger of the
+   two rupture families, the subtype the model's most likely one in it, the confidence that probability.
 Repair linking: a rupture is `resolved` when a repair event by another speaker starts within
 `repair_window_s` seconds after the rupture turn ends; `repair_turn_index` is the first such repair.
 Session summary (`rupture_metrics`): counts, the share resolved, and the ranked moments to review.

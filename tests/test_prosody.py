@@ -300,40 +300,6 @@ def test_recovers_sox_pitch_tempo_and_gain_changes(flite_synth, sox, transcriber
 
 # ------------------------------------------------------------------------------------------ real speech
 
-def _autocorrelation_f0(x: np.ndarray, sr: int, fmin: float = 75.0, fmax: float = 500.0) -> float | None:
-    """An independent F0 estimate (plain numpy, Boersma's 1993 autocorrelation method, not YIN): per 40 ms
-    Hann-windowed frame (10 ms hop), the normalised autocorrelation divided by the window's own, its highest
-    peak in [1/fmax, 1/fmin] refined by parabolic interpolation; a frame is voiced when that peak exceeds
-    0.45 (Praat's voicing threshold). Returns the interquartile mean of the voiced frames' F0 in semitones,
-    as Hz (the statistic the stage reports), or None with fewer than 10 voiced frames."""
-    n, hop = int(0.04 * sr), int(0.01 * sr)
-    if x.size < n:
-        return None
-    win = np.hanning(n)
-    rw = np.correlate(win, win, mode="full")[n - 1:]
-    rw = rw / rw[0]
-    lo, hi = int(sr / fmax), int(sr / fmin) + 1
-    st = []
-    for fr in np.lib.stride_tricks.sliding_window_view(x, n)[::hop].astype(np.float64):
-        fr = (fr - fr.mean()) * win
-        ra = np.correlate(fr, fr, mode="full")[n - 1:]
-        if ra[0] <= 1e-10:
-            continue
-        r = (ra / ra[0])[: hi + 2] / rw[: hi + 2]
-        lag = lo + int(np.argmax(r[lo:hi]))
-        if r[lag] <= 0.45 or not lo < lag < hi - 1:
-            continue
-        a, b, c = r[lag - 1], r[lag], r[lag + 1]
-        den = a - 2 * b + c
-        shift = 0.5 * (a - c) / den if den != 0 else 0.0
-        st.append(12 * np.log2(sr / (lag + shift) / 100.0))
-    if len(st) < 10:
-        return None
-    v = np.array(st)
-    q1, q3 = np.percentile(v, [25, 75])
-    return float(100.0 * 2 ** (v[(v >= q1) & (v <= q3)].mean() / 12))
-
-
 def _acf_track(x: np.ndarray, sr: int, fmin: float = 75.0, fmax: float = 500.0) -> tuple[np.ndarray, np.ndarray]:
     """An independent F0 track (plain numpy, Boersma's 1993 autocorrelation method, not YIN): 40 ms Hann
     frames every 10 ms; the frame's normalised autocorrelation divided by the window's own, its highest peak

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 from pipeline.records import Event, SessionRecord, Turn
+from pipeline.tagging import trim
 from pipeline.exports._labels import (
     FLAG_TYPES,
     hms,
@@ -457,7 +458,7 @@ def _moments(record: SessionRecord, names: Mapping[str, str]) -> str:
     items = []
     for ev in ruptures[:MOMENTS]:
         turn = by_index.get(ev.turn_index) if ev.turn_index is not None else None
-        quote_ = f' <q>{_e(_trim(turn.text, 120))}</q>' if turn is not None else ""
+        quote_ = f' <q>{_e(trim(turn.text, 120))}</q>' if turn is not None else ""
         rep = repairs.get(ev.repair_turn_index) if ev.resolved else None
         after = (f'repaired at <button class="t" type="button" data-start="{_t(rep.start)}">{_clock(rep.start)}</button>'
                  f' ({_e(subtype_label(rep.subtype))})' if rep is not None else "not repaired")
@@ -468,11 +469,6 @@ def _moments(record: SessionRecord, names: Mapping[str, str]) -> str:
     if not items:
         return '<p class="empty">No rupture flagged.</p>'
     return '<ol class="moments" id="moments">\n' + "\n".join(items) + "\n</ol>"
-
-
-def _trim(text: str, n: int) -> str:
-    t = " ".join(text.split())
-    return t if len(t) <= n else t[: n - 1].rstrip() + "…"
 
 
 def _transcript(record: SessionRecord, names: Mapping[str, str], roles: Mapping[str, str]) -> str:

@@ -14,6 +14,7 @@ inner folds; once plain, once with the same session-context stage as the model.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -33,9 +34,9 @@ def outputs_from_predictions(tagged: Sequence[TaggedTurn], preds, cfg) -> list[T
     from pipeline.tagging import in_context, tag_turns
 
     turns = turns_of(tagged)
-    events = tag_turns(turns, turn_features(turns), preds, cfg)
     ctx = in_context(turns, preds, cfg.context_weights, cfg.context_window, cfg.context_lookback) \
         if cfg.context_weights else preds
+    events = tag_turns(turns, turn_features(turns), ctx, replace(cfg, context_weights=()))  # context applied once
     by = {e.turn_index: e for e in events}
     out = []
     for t, p in zip(turns, ctx):
