@@ -382,6 +382,58 @@ def test_f0_on_real_speech_matches_an_independent_estimate(pyannote_sample, ster
     print("stretch, frames, median difference st, mean |difference| within 1 st, share > 1 st:", report)
 
 
+def test_fast_pyin_is_librosa_pyin_on_real_speech(pyannote_sample, stereo_clip) -> None:
+    """pipeline.prosody.pyin (observation probabilities for all frames at once) against librosa 0.11 on
+    real speech, at the full search range and at a speaker's narrowed one: the observation probabilities
+    equal those of librosa's per-frame `__pyin_helper` (scipy's boltzmann.pmf) to 1e-12, and the decoded
+    track equals librosa.pyin's: the same voiced frames, the same F0. A wrong rank, N, λ or no-trough mass
+    moves probabilities by far more than 1e-12."""
+    import librosa
+    from librosa.core.pitch import _cumulative_mean_normalized_difference, _parabolic_interpolation
+
+    from pipeline.prosody import _observation_probs, pyin
+
+    frame, hop = int(round(CFG.frame_s * SR)), int(round(CFG.hop_s * SR))
+    helper = getattr(librosa.core.pitch, "__pyin_helper")  # module-level name, not mangled
+    thresholds = np.linspace(0, 1, 101)
+    beta_probs = np.diff(__import__("scipy.stats").stats.beta.cdf(thresholds, 2, 18))
+    voiced_frames = frames = 0
+    for fmin, fmax in ((CFG.fmin_hz, CFG.fmax_hz), (80.0, 320.0)):
+        nbps = int(np.ceil(1.0 / CFG.resolution_st))
+        n_bins = int(np.floor(12 * nbps * np.log2(fmax / fmin))) + 1
+        min_period, max_period = int(np.floor(SR / fmax)), min(int(np.ceil(SR / fmin)), frame - 1)
+        for name, y in _real_turns(pyannote_sample, stereo_clip):
+            y = np.ascontiguousarray(y, dtype=np.float32)
+            frames_y = librosa.util.frame(np.pad(y, frame // 2), frame_length=frame, hop_length=hop)
+            yin = _cumulative_mean_normalized_difference(frames_y, min_period, max_period)
+            shifts = _parabolic_interpolation(yin)
+            ours = _observation_probs(yin, shifts, SR, fmin, min_period, n_bins, nbps)
+            theirs = helper(yin, shifts, SR, thresholds, 2, beta_probs, 0.01, min_period, fmin, n_bins, nbps)[0][0]
+            assert ours.shape == theirs.shape
+            assert np.abs(ours - theirs).max() <= 1e-12, (name, fmin, float(np.abs(ours - theirs).max()))
+
+            f0, voiced = pyin(y, sr=SR, fmin=fmin, fmax=fmax, frame_length=frame, hop_length=hop,
+                              resolution=CFG.resolution_st)
+            f0_l, voiced_l, _ = librosa.pyin(y, fmin=fmin, fmax=fmax, sr=SR, frame_length=frame, hop_length=hop,
+                                             resolution=CFG.resolution_st, center=True)
+            assert np.array_equal(voiced, voiced_l), name
+            np.testing.assert_allclose(f0, f0_l, rtol=1e-12, equal_nan=True, err_msg=name)
+            voiced_frames += int(voiced.sum())
+            frames += voiced.size
+    assert voiced_frames >= 500 and voiced_frames <= 0.9 * frames  # real voiced and unvoiced speech was compared
+
+
+def test_fast_pyin_refuses_what_librosa_refuses() -> None:
+    from librosa.util.exceptions import ParameterError
+
+    from pipeline.prosody import pyin
+
+    y = np.zeros(SR, np.float32)
+    for fmin, fmax in ((100.0, 9000.0), (300.0, 200.0), (0.0, 200.0), (19.0, 200.0)):  # Nyquist, order, 0, frame
+        with pytest.raises(ParameterError):
+            pyin(y, sr=SR, fmin=fmin, fmax=fmax, frame_length=800, hop_length=480, resolution=0.25)
+
+
 def test_mains_hum_is_not_taken_for_a_voice(stereo_clip) -> None:
     """The stereo clip's left channel: speech over 60 Hz hum at -35 dBFS. No F0 at the hum (the search
     floor is 75 Hz): an F0 in the voice range, or an empty value with its reason."""
