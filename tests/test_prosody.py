@@ -389,6 +389,7 @@ def test_fast_pyin_is_librosa_pyin_on_real_speech(pyannote_sample, stereo_clip) 
     track equals librosa.pyin's: the same voiced frames, the same F0. A wrong rank, N, λ or no-trough mass
     moves probabilities by far more than 1e-12."""
     import librosa
+    import scipy.stats
     from librosa.core.pitch import _cumulative_mean_normalized_difference, _parabolic_interpolation
 
     from pipeline.prosody import _observation_probs, pyin
@@ -396,7 +397,7 @@ def test_fast_pyin_is_librosa_pyin_on_real_speech(pyannote_sample, stereo_clip) 
     frame, hop = int(round(CFG.frame_s * SR)), int(round(CFG.hop_s * SR))
     helper = getattr(librosa.core.pitch, "__pyin_helper")  # module-level name, not mangled
     thresholds = np.linspace(0, 1, 101)
-    beta_probs = np.diff(__import__("scipy.stats").stats.beta.cdf(thresholds, 2, 18))
+    beta_probs = np.diff(scipy.stats.beta.cdf(thresholds, 2, 18))
     voiced_frames = frames = 0
     for fmin, fmax in ((CFG.fmin_hz, CFG.fmax_hz), (80.0, 320.0)):
         nbps = int(np.ceil(1.0 / CFG.resolution_st))
