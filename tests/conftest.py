@@ -1,5 +1,20 @@
-"""Shared fixtures: paths to the real clips, a session-scoped config, and loaded model adapters (loaded once
-per test run, as the pipeline does)."""
+"""Shared fixtures (paths to the real clips, a session-scoped config, model adapters loaded once per run, as
+the pipeline does) and the three kinds of test.
+
+Every test is one of three kinds, told apart by marks (registered in pyproject.toml):
+  - unit (no mark): pure code on small hand-built inputs; no model store, no real weights, seconds.
+    `make test-fast` runs only these, with the model store pointed at a folder that does not exist.
+  - integration: needs the model store (real models on short clips). A test that needs it asks for the
+    `model_store` fixture, directly or through another fixture (`transcriber`, a module's model fixture),
+    and is marked `integration` automatically below; a module whose models come another way says
+    `pytestmark = pytest.mark.integration` itself.
+  - system: the program from outside: the CLI end to end on real clips, processes killed mid-run, a Ray
+    cluster, a headless browser, the OS-level no-network trace. Marked explicitly (`pytest.mark.system`);
+    one that also needs the models asks for `model_store` and so carries both marks.
+`slow` (longer audio) is orthogonal to these. A unit test sees RUPTURE_MODEL_DIR pointed at a missing
+folder (`_unit_tests_have_no_model_store`), so one that reaches for a model fails instead of passing here
+and breaking on a machine without the store.
+"""
 
 from __future__ import annotations
 
@@ -64,8 +79,37 @@ def default_config():
     return load_config(ROOT / "configs" / "default.yaml")
 
 
+NO_STORE = ROOT / ".no-model-store"  # never created: where unit tests look for models
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "model_store" in item.fixturenames:  # the whole closure: fixtures that need the store count
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_have_no_model_store(request, monkeypatch):
+    if request.node.get_closest_marker("integration") is None and request.node.get_closest_marker("system") is None:
+        monkeypatch.setenv("RUPTURE_MODEL_DIR", str(NO_STORE))
+
+
 @pytest.fixture(scope="session")
-def transcriber(default_config):
+def model_store() -> Path:
+    """The provisioned model store (every manifest model present); asking for it makes a test `integration`.
+    A missing model fails the test with the command that provisions it: `make test` fetches them first."""
+    from models.store import FETCH_HINT, load_manifest, store_dir
+
+    root = store_dir()
+    missing = [name for name in load_manifest() if not (root / name).is_dir()]
+    if missing:
+        pytest.fail(f"models {missing} not in the store {root}: {FETCH_HINT}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def transcriber(model_store, default_config):
     from models.asr import Transcriber
 
     return Transcriber(default_config.asr, default_config.models)

@@ -21,7 +21,7 @@ CFG = DiarizationConfig(torch_threads=1)
 
 
 @pytest.fixture(scope="module")
-def campplus():
+def campplus(model_store):
     from models.campplus import WEIGHTS_FILE, CampplusEmbedding
     from models.store import resolve
 
@@ -43,7 +43,7 @@ def stereo_wave(stereo_clip) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def diarizer():
+def diarizer(model_store):
     from models.diarizer import Diarizer
 
     return Diarizer(CFG, ModelsConfig())

@@ -406,19 +406,19 @@ def test_corpus_tables(small: SessionRecord, tmp_path: Path) -> None:
 
 
 def test_corpus_tables_other_readers(small: SessionRecord, tmp_path: Path) -> None:
-    """DuckDB (in the `test` extra, so never skipped) reads the tables; polars too where installed."""
+    """DuckDB and polars (both in the `test` extra, so never skipped) read the tables a researcher opens."""
     import duckdb
+    import polars as pl
 
     _two_session_tree(small, tmp_path)
     write_corpus_tables(tmp_path)
     n = duckdb.sql(f"SELECT count(*) FROM '{tmp_path}/events.parquet' WHERE type = 'rupture'").fetchall()[0][0]
     assert n == 5
-    try:
-        import polars as pl
-    except ImportError:
-        pl = None
-    if pl is not None:
-        assert pl.read_parquet(tmp_path / "turns.parquet").height == 2 * len(small.turns)
+    turns = pl.read_parquet(tmp_path / "turns.parquet")
+    assert len(small.turns) > 0 and turns.height == 2 * len(small.turns)
+    assert sorted(turns["session_id"].unique().to_list()) == ["demo-small", "second"]
+    sessions = pl.read_parquet(tmp_path / "sessions.parquet")
+    assert dict(zip(sessions["session_id"].to_list(), sessions["ruptures"].to_list())) == {"demo-small": 5, "second": 0}
 
 
 # ------------------------------------------------------------------------------------------ EAF import

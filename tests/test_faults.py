@@ -28,6 +28,8 @@ import pytest
 
 from pipeline.serialize import read_session_json
 
+pytestmark = pytest.mark.system
+
 ROOT = Path(__file__).resolve().parents[1]
 RUPTURE = [sys.executable, "-m", "pipeline.cli"]
 KILL_SEED = int(os.environ.get("RUPTURE_KILL_SEED", "20261123"))
@@ -72,6 +74,7 @@ def audit_lines(out: Path) -> list[dict]:
 
 
 def check_exactly_once(out: Path, session_ids: list[str]) -> dict[str, int]:
+    assert session_ids
     audit = audit_lines(out)
     assert not list(out.rglob("*.tmp")), list(out.rglob("*.tmp"))
     stats = {"started": 0, "recovered": 0}
@@ -80,6 +83,7 @@ def check_exactly_once(out: Path, session_ids: list[str]) -> dict[str, int]:
         rec = read_session_json(sdir / "session.json")
         assert rec.session_id == sid
         prov = json.loads((sdir / "session.json").read_text())["provenance"]
+        assert prov["outputs"], sid
         for name in prov["outputs"]:
             assert (sdir / name).is_file() and (sdir / name).stat().st_size > 0, (sid, name)
         processed = [a for a in audit if a["event"] == "processed" and a["session_id"] == sid]
@@ -227,7 +231,7 @@ def _audio_batch(tmp_path: Path, stereo_clip: Path, n: int) -> Path:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_audio_session_then_sigint_stops_cleanly(tmp_path, stereo_clip):
+def test_sigkill_mid_audio_session_then_sigint_stops_cleanly(model_store, tmp_path, stereo_clip):
     """Real models: SIGKILL while a session is being processed, rerun; then SIGINT during a session stops
     after that session with a summary; a last rerun finishes; all exactly once."""
     inp = _audio_batch(tmp_path, stereo_clip, 4)

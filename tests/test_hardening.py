@@ -443,7 +443,7 @@ def test_purge_keeps_a_changed_recording_behind_a_symlink(tmp_path):
 
 # ------------------------------------------------------------------------------------- 7: model folders
 
-def test_extra_file_in_a_model_folder_is_refused_by_verify_and_at_load(tmp_path, capsys):
+def test_extra_file_in_a_model_folder_is_refused_by_verify_and_at_load(model_store, tmp_path, capsys):
     """Each model folder holds exactly the manifest's files: an extra preprocessor_config.json in the Whisper
     folder passed `models verify` and silently emptied the transcript."""
     from models import store

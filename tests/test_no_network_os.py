@@ -25,6 +25,8 @@ import pytest
 
 from pipeline.offline import OFFLINE_ENV
 
+pytestmark = pytest.mark.system
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "pipeline" / "demo"
 INET_CONNECT = re.compile(r"\bconnect\(\d+, \{sa_family=AF_INET6?,")
@@ -77,7 +79,7 @@ def test_harness_sees_native_inet_connects(tmp_path):
 
 
 @pytest.mark.slow
-def test_rupture_run_makes_no_inet_connect(tmp_path):
+def test_rupture_run_makes_no_inet_connect(model_store, tmp_path):
     """A real audio session, start to finish, with zero inet connect() calls (the child processes too)."""
     _harness_or_skip()
     import soundfile as sf
@@ -95,7 +97,7 @@ def test_rupture_run_makes_no_inet_connect(tmp_path):
 
 
 @pytest.mark.slow
-def test_rupture_tag_makes_no_inet_connect(tmp_path):
+def test_rupture_tag_makes_no_inet_connect(model_store, tmp_path):
     """Text-only mode with the tagger (transformers + MiniLM) loaded: zero inet connect() calls."""
     _harness_or_skip()
     transcript = tmp_path / "demo_transcript.csv"

@@ -2,30 +2,35 @@
 
 One batch holds: a good stereo recording (channel path), a corrupt file (must fail alone), a manifest row
 without consent (refused), and the pyannote sample (mono, pyannote path). Then a rerun must skip the good
-ones, and --force must redo them.
+ones, and --force must redo them. The first run is a module fixture (`first_run`), so that each test
+stands alone in any order.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
 import shutil
 import socket
 import stat
+from types import SimpleNamespace
 
 import pytest
 
 from pipeline.cli import main
 from pipeline.serialize import read_session_json
 
+pytestmark = pytest.mark.system
+
 
 class NetworkAttempt(AssertionError):
     pass
 
 
-@pytest.fixture
-def no_network(monkeypatch):
+def _refuse_network(mp: pytest.MonkeyPatch) -> list[str]:
     """Every connection attempt (TCP/UDP connect, DNS lookup) is recorded and refused."""
     attempts: list[str] = []
 
@@ -33,16 +38,21 @@ def no_network(monkeypatch):
         attempts.append(repr(args[1:] if args else kwargs)[:200])
         raise NetworkAttempt(f"network access attempted: {attempts[-1]}")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket.socket, "sendto", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    mp.setattr(socket.socket, "connect", refuse)
+    mp.setattr(socket.socket, "connect_ex", refuse)
+    mp.setattr(socket.socket, "sendto", refuse)
+    mp.setattr(socket, "create_connection", refuse)
+    mp.setattr(socket, "getaddrinfo", refuse)
     return attempts
 
 
+@pytest.fixture
+def no_network(monkeypatch):
+    return _refuse_network(monkeypatch)
+
+
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory, stereo_clip, pyannote_sample):
+def batch(model_store, tmp_path_factory, stereo_clip, pyannote_sample):
     root = tmp_path_factory.mktemp("batch")
     inp = root / "in"
     inp.mkdir()
@@ -65,11 +75,35 @@ def _run(argv, capsys, caplog):
     return code, err
 
 
-def test_batch_offline_with_failure_refusal_and_outputs(batch, no_network, capsys, caplog):
-    out = batch / "out"
-    code, log_text = _run(["run", str(batch / "in" / "manifest.csv"), "--out", str(out)], capsys, caplog)
-    assert no_network == [], no_network
-    assert code == 1  # one failed, one refused: the others still finished
+@pytest.fixture(scope="module")
+def first_run(batch):
+    """The batch's first run into batch/out, once per module, offline, with its stderr and log kept."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    root = logging.getLogger()
+    keep, old_level = Keep(level=logging.DEBUG), root.level
+    root.addHandler(keep)
+    root.setLevel(logging.INFO)
+    err = io.StringIO()
+    try:
+        with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
+            attempts = _refuse_network(mp)
+            code = main(["run", str(batch / "in" / "manifest.csv"), "--out", str(batch / "out")])
+    finally:
+        root.removeHandler(keep)
+        root.setLevel(old_level)
+    log_text = err.getvalue() + "\n".join(r.getMessage() for r in records)
+    return SimpleNamespace(out=batch / "out", code=code, log_text=log_text, attempts=attempts)
+
+
+def test_batch_offline_with_failure_refusal_and_outputs(first_run):
+    out, log_text = first_run.out, first_run.log_text
+    assert first_run.attempts == [], first_run.attempts
+    assert first_run.code == 1  # one failed, one refused: the others still finished
 
     # the good sessions are complete and follow the contract
     for sid in ("tele", "phone"):
@@ -79,6 +113,7 @@ def test_batch_offline_with_failure_refusal_and_outputs(batch, no_network, capsy
         assert {t.role for t in rec.turns} <= {"therapist", "client", "other", "unknown"}
         prov = json.loads((out / sid / "session.json").read_text())["provenance"]
         assert set(prov["models"]) >= {"asr"} and all(len(m["sha256"]) == 64 for m in prov["models"].values())
+        assert prov["outputs"]
         for name in prov["outputs"]:
             assert (out / sid / name).is_file()
         # owner-only permissions
@@ -118,8 +153,8 @@ def test_batch_offline_with_failure_refusal_and_outputs(batch, no_network, capsy
     assert not list(out.rglob("*.tmp"))
 
 
-def test_rerun_skips_complete_sessions_and_force_redoes(batch, no_network, capsys, caplog):
-    out = batch / "out"
+def test_rerun_skips_complete_sessions_and_force_redoes(batch, first_run, no_network, capsys, caplog):
+    out = first_run.out
     before = (out / "tele" / "session.json").stat().st_mtime_ns
     code, _ = _run(["run", str(batch / "in" / "manifest.csv"), "--out", str(out)], capsys, caplog)
     assert code == 1
@@ -152,7 +187,7 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_demo_command_produces_the_demo_record(tmp_path, no_network, capsys, demo_dir):
+def test_demo_command_produces_the_demo_record(model_store, tmp_path, no_network, capsys, demo_dir):
     from pipeline.scoring import diarization_error_rate, read_rttm
 
     # a low review threshold, so that moments are flagged and their prosodic evidence can be checked (the

@@ -80,7 +80,7 @@ def test_purge_by_age_audio_and_transcripts(tmp_path, stereo_clip):
             assert not (sdir / name).exists()
         prov = json.loads((sdir / "session.json").read_text())["provenance"]
         assert prov["purged"]["transcripts"] is True
-        assert all((sdir / n).is_file() for n in prov["outputs"])
+        assert prov["outputs"] and all((sdir / n).is_file() for n in prov["outputs"])
         for p in sdir.iterdir():
             if p.is_file() and p.name != ".lock":
                 assert "How has your week been" not in p.read_text(errors="ignore"), p
@@ -91,7 +91,8 @@ def test_purge_by_age_audio_and_transcripts(tmp_path, stereo_clip):
     import pyarrow.parquet as pq
 
     turns = pq.read_table(out / "turns.parquet").to_pylist()
-    assert all(r["text"] == "" for r in turns if r["session_id"] in ("old1", "old2"))
+    old_rows = [r for r in turns if r["session_id"] in ("old1", "old2")]
+    assert {r["session_id"] for r in old_rows} == {"old1", "old2"} and all(r["text"] == "" for r in old_rows)
     assert any(r["text"] for r in turns if r["session_id"] == "young")
 
     purged = [a for a in _audit(out) if a["event"] == "purged"]
@@ -101,6 +102,7 @@ def test_purge_by_age_audio_and_transcripts(tmp_path, stereo_clip):
     # nothing left to do: a second purge is a no-op (no new audit lines)
     n = len(_audit(out))
     items = purge(out, jobs, 30, transcripts=True, now=now)
+    assert {i.session_id for i in items} == {"old1", "old2"}
     assert all(not i.deleted for i in items) and len(_audit(out)) == n
 
 

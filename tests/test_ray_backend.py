@@ -22,6 +22,8 @@ import pytest
 
 from pipeline.serialize import read_session_json
 
+pytestmark = pytest.mark.system
+
 ROOT = Path(__file__).resolve().parents[1]
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled",
            "PYTHONWARNINGS": "ignore"}
@@ -143,7 +145,7 @@ def test_cluster_teardown_stops_only_its_own_processes(tmp_path):
 
 @needs_ray
 @pytest.mark.slow
-def test_ray_backend_on_existing_local_cluster(cluster, tmp_path, stereo_clip):
+def test_ray_backend_on_existing_local_cluster(model_store, cluster, tmp_path, stereo_clip):
     inp = tmp_path / "in"
     inp.mkdir()
     shutil.copy(stereo_clip, inp / "one.wav")
@@ -166,7 +168,7 @@ def test_ray_backend_on_existing_local_cluster(cluster, tmp_path, stereo_clip):
         rec = read_session_json(out / sid / "session.json")
         assert rec.words and rec.provenance["diarization_method"] == "channels"
         prov = json.loads((out / sid / "session.json").read_text())["provenance"]
-        assert all((out / sid / n).is_file() for n in prov["outputs"])
+        assert prov["outputs"] and all((out / sid / n).is_file() for n in prov["outputs"])
         assert [a for a in audit if a["event"] == "processed" and a["session_id"] == sid][0]["attempt"] == prov["attempt"]
     fail = json.loads((out / "broken" / "failure.json").read_text())
     assert fail["stage"] == "audio"

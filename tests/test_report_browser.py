@@ -47,8 +47,9 @@ def _chromium() -> str | None:
 
 CHROMIUM = _chromium()
 # In CI (CI=true) the CI script installs Chromium, so a missing browser is a failure there, not a skip.
-pytestmark = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="no Chromium binary found (run scripts/install_sysdeps.sh "
-                                                          "or set $CHROMIUM)")
+pytestmark = [pytest.mark.system,
+              pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
+                                 reason="no Chromium binary found (run scripts/install_sysdeps.sh or set $CHROMIUM)")]
 
 
 class DevTools:

@@ -6,13 +6,13 @@ from models import store
 from pipeline.errors import ModelError, ModelIntegrityError
 
 
-def test_all_manifest_models_are_provisioned_and_verify():
+def test_all_manifest_models_are_provisioned_and_verify(model_store):
     for name in store.load_manifest():
         r = store.resolve(name)
         assert r.path.is_dir() and len(r.info.sha256) == 64
 
 
-def test_tampered_weight_file_is_refused_before_loading(tmp_path):
+def test_tampered_weight_file_is_refused_before_loading(model_store, tmp_path):
     """Copy one model into a private store, flip one byte: resolve() must raise before anything loads it."""
     spec = store.load_manifest()["campplus"]
     src = store.resolve("campplus").path
@@ -42,7 +42,7 @@ def test_user_directory_is_accepted_and_hashed(tmp_path):
         store.resolve(str(tmp_path / "nope"))
 
 
-def test_asr_adapter_refuses_tampered_store(tmp_path):
+def test_asr_adapter_refuses_tampered_store(model_store, tmp_path):
     from models.asr import Transcriber
     from pipeline.config import Config, replace
 

@@ -19,7 +19,7 @@ from pipeline.records import Turn
 from pipeline.measures import turn_features
 from pipeline.tagging import LABELS, role_allows, rupture_metrics, tag_turns
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]  # MiniLM from the model store
 
 torch = pytest.importorskip("torch")
 
