@@ -36,6 +36,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -240,11 +242,14 @@ class LinearHeads:
         x = self.standardise(feats)
         return self._lin(x, "rupture").reshape(-1), self._lin(x, "repair").reshape(-1)
 
-    def probs(self, feats: np.ndarray, roles: Sequence[str]) -> np.ndarray:
-        """(n, len(LABELS)) role-masked probabilities."""
+    def probs(self, feats: np.ndarray, roles: Sequence[str],
+              logits: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """(n, len(LABELS)) role-masked probabilities; `logits` (rupture, repair) replace the heads' own
+        scores where another part (the lexical one, LexicalHeads) has been blended in."""
         x = self.standardise(feats)
-        p_r = _sigmoid(self._lin(x, "rupture").reshape(-1))
-        p_q = _sigmoid(self._lin(x, "repair").reshape(-1))
+        r_logit, q_logit = logits if logits is not None else self.scores(feats)
+        p_r = _sigmoid(np.asarray(r_logit).reshape(-1))
+        p_q = _sigmoid(np.asarray(q_logit).reshape(-1))
         p_c = _sigmoid(self._lin(x, "family").reshape(-1))  # confrontation share of a rupture
         sub = {"withdrawal": _softmax(self._lin(x, "withdrawal")),
                "confrontation": _softmax(self._lin(x, "confrontation")),
@@ -262,6 +267,84 @@ class LinearHeads:
                 for j, lab in enumerate(labs):
                     out[i, LABELS.index(lab)] = mass[fam] * sub[fam][i, j]
         return out
+
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)*")
+LEXICAL_TENSORS = ("lex.idf", "lex.rupture.weight", "lex.rupture.bias", "lex.repair.weight", "lex.repair.bias",
+                   "blend.rupture", "blend.repair")
+
+
+def lexical_terms(text: str) -> list[str]:
+    """The words of a text (lower case; apostrophes inside words kept: "don't") and its word pairs: the
+    terms of the head's lexical part (training fits its vocabulary on exactly these)."""
+    words = _WORD.findall(text.lower())
+    return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+
+
+@dataclass(frozen=True)
+class LexicalHeads:
+    """The head's lexical part: TF-IDF vectors (sublinear term frequency, a fixed vocabulary and its inverse
+    document frequencies, L2-normalised) of the turn and of the turn before it, linear rupture and repair
+    scores on both, and the blend of these scores with the encoder heads' scores:
+        rupture = blend.rupture . (encoder score, lexical score, 1)   (repair likewise)
+    Short, oblique turns ("whatever", "i guess") are where words carry what the sentence embedding smooths
+    away; the blend weights are fitted on out-of-fold scores, so the blended score is calibrated."""
+
+    terms: tuple[str, ...]
+    tensors: dict[str, np.ndarray]
+
+    def __post_init__(self) -> None:
+        missing = [k for k in LEXICAL_TENSORS if k not in self.tensors]
+        if missing:
+            raise ModelError(f"tagger head lacks lexical tensors {missing}")
+        v = len(self.terms)
+        if self.tensors["lex.idf"].shape != (v,) or len(set(self.terms)) != v:
+            raise ModelError(f"tagger head: lexical vocabulary ({v} terms) does not match lex.idf")
+        for name in ("rupture", "repair"):
+            if self.tensors[f"lex.{name}.weight"].reshape(-1).shape != (2 * v,):
+                raise ModelError(f"tagger head tensor lex.{name}.weight does not fit the vocabulary ({2 * v})")
+            if self.tensors[f"blend.{name}"].reshape(-1).shape != (3,):
+                raise ModelError(f"tagger head tensor blend.{name} must hold 3 numbers")
+        object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.terms)})
+
+    def vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The TF-IDF vector of a text as (term indices, values)."""
+        index: dict[str, int] = self._index  # type: ignore[attr-defined]
+        counts = Counter(index[t] for t in lexical_terms(text) if t in index)
+        if not counts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        val = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) \
+            * self.tensors["lex.idf"][idx]
+        return idx, val / np.linalg.norm(val)
+
+    def scores(self, texts: Sequence[str], previous: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Lexical rupture and repair scores of each turn text given the text of the turn before it."""
+        v = len(self.terms)
+        w = {n: self.tensors[f"lex.{n}.weight"].reshape(-1) for n in ("rupture", "repair")}
+        out = {n: np.zeros(len(texts)) for n in w}
+        memo: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for i, (cur, prev) in enumerate(zip(texts, previous)):
+            a = memo[cur] if cur in memo else memo.setdefault(cur, self.vector(cur))
+            b = memo[prev] if prev in memo else memo.setdefault(prev, self.vector(prev))
+            for n in w:
+                out[n][i] = w[n][a[0]] @ a[1] + w[n][v + b[0]] @ b[1]
+        return (out["rupture"] + float(self.tensors["lex.rupture.bias"].reshape(-1)[0]),
+                out["repair"] + float(self.tensors["lex.repair.bias"].reshape(-1)[0]))
+
+    def blend(self, encoder_scores: tuple[np.ndarray, np.ndarray],
+              lexical_scores: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return blend_scores(self.tensors, encoder_scores, lexical_scores)
+
+
+def blend_scores(tensors: dict[str, np.ndarray], encoder_scores: tuple[np.ndarray, np.ndarray],
+                 lexical_scores: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(rupture, repair) = blend.<name> . (encoder score, lexical score, 1) for each of the two."""
+    out = []
+    for name, e, lx in zip(("rupture", "repair"), encoder_scores, lexical_scores):
+        b = np.asarray(tensors[f"blend.{name}"]).reshape(-1)
+        out.append(b[0] * np.asarray(e) + b[1] * np.asarray(lx) + b[2])
+    return out[0], out[1]
 
 
 def load_head_config(d: Path) -> dict:
@@ -365,7 +448,15 @@ class MarkerClassifier:
             adapters = {k[len("lora."):]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith("lora.")}
             if merge_lora(self.encoder.model, adapters, float(lora["alpha"]) / float(lora["rank"])) == 0:
                 raise ModelError(f"tagger head {d / HEAD_FILE} declares LoRA adapters but holds none")
-        self.heads = LinearHeads({k: v.astype(np.float64) for k, v in tensors.items() if not k.startswith("lora.")})
+        own = ("lora.", "lex.", "blend.")
+        self.heads = LinearHeads({k: v.astype(np.float64) for k, v in tensors.items() if not k.startswith(own)})
+        self.lexical: LexicalHeads | None = None
+        if "lexical" in hc:
+            terms = hc["lexical"].get("terms") if isinstance(hc["lexical"], dict) else None
+            if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+                raise ModelError(f"{d / HEAD_CONFIG}: lexical.terms must be a list of strings; retrain the head")
+            self.lexical = LexicalHeads(tuple(terms), {k: v.astype(np.float64) for k, v in tensors.items()
+                                                       if k.startswith(("lex.", "blend."))})
         width = (3 if self.features == "frozen3" else 1) * self.encoder.dim + 2
         if self.heads.in_dim != width:
             raise ModelError(f"tagger head {d / HEAD_FILE} expects {self.heads.in_dim} features, the encoder gives {width}")
@@ -440,18 +531,23 @@ class MarkerClassifier:
         k = context_turns if context_turns is not None else self.cfg.context_turns
         examples = examples_from_turns(turns, k)
         if self.kind in ("head", "lora"):
-            return head_predictions(self.heads, turns, self.features_of(examples))
+            return head_predictions(self.heads, turns, self.features_of(examples), self.lexical)
         probs = masked_softmax(self._seqcls_logits(examples), [t.role for t in turns], self.labels, self.temperature)
         return tuple(MarkerPrediction(turn_index=t.index, probs=tuple((lab, float(p)) for lab, p in zip(self.labels, row)))
                      for t, row in zip(turns, probs))
 
 
-def head_predictions(heads: LinearHeads, turns: Sequence[Turn], features: np.ndarray) -> tuple[MarkerPrediction, ...]:
-    """One MarkerPrediction per turn from the head's features (inference, and evaluation on cached features)."""
+def head_predictions(heads: LinearHeads, turns: Sequence[Turn], features: np.ndarray,
+                     lexical: LexicalHeads | None = None) -> tuple[MarkerPrediction, ...]:
+    """One MarkerPrediction per turn from the head's features and, when the head has one, its lexical part
+    (inference, and evaluation on cached features)."""
     if not len(turns):
         return ()
-    probs = heads.probs(features, [t.role for t in turns])
     r, q = heads.scores(features)
+    if lexical is not None:
+        texts = [t.text for t in turns]
+        r, q = lexical.blend((r, q), lexical.scores(texts, [""] + texts[:-1]))
+    probs = heads.probs(features, [t.role for t in turns], (r, q))
     return tuple(MarkerPrediction(turn_index=t.index, probs=tuple((lab, float(p)) for lab, p in zip(LABELS, row)),
                                   rupture_logit=float(r[i]), repair_logit=float(q[i]))
                  for i, (t, row) in enumerate(zip(turns, probs)))
@@ -467,6 +563,6 @@ def masked_softmax(logits: np.ndarray, roles: Sequence[str], labels: Sequence[st
     return e / e.sum(axis=1, keepdims=True)
 
 
-__all__ = ["MarkerClassifier", "TextEncoder", "Example", "LinearHeads", "featurize", "featurize_pairs",
+__all__ = ["MarkerClassifier", "TextEncoder", "Example", "LinearHeads", "LexicalHeads", "lexical_terms", "featurize", "featurize_pairs",
            "examples_from_turns", "head_predictions", "merge_lora", "mean_pool", "masked_softmax", "head_digest", "HEAD_DIR",
            "RUPTURE_SUBTYPES", "REPAIR_SUBTYPES"]

@@ -1,7 +1,7 @@
 """Evaluate the rupture/repair tagger on real talk: grouped 5-fold cross-validation on
 ../shared/data/real-talk (folds by conversation), beside a bag-of-words baseline on the same folds.
 
-    .venv/bin/python scripts/eval_tagger.py [--data CSV] [--json out/eval_tagger.json] [--no-baseline]
+    .venv/bin/python scripts/eval_tagger.py [--data CSV] [--json out/eval_tagger.json] [--no-baseline] [--no-lexical]
 
 Prints, for the ASR-style copy (the figure that counts), the clean transcripts and the ASR-style copy with
 no roles: rupture P/R/F1, false ruptures per 100 calm client utterances, repair P/R/F1, precision of the
@@ -32,9 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write every figure (pooled and per fold) here")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--no-calm", action="store_true", help="skip the written calm sessions check")
+    ap.add_argument("--no-lexical", action="store_true",
+                    help="the model without its lexical part (encoder heads only), for comparison")
     args = ap.parse_args(argv)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    settings = TrainSettings()
+    settings = TrainSettings(lexical=not args.no_lexical)
     convs, tables, _ = load(args.data, written=settings.written_weight > 0, log=log)
     res = cross_validate(convs, tables, settings, log=log, baseline=not args.no_baseline)
     print_cv(res, EVAL_KINDS)

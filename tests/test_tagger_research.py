@@ -101,3 +101,62 @@ def test_lora_merge_equals_adapted_forward():
         merge_lora(plain, {"other.lora_A": torch.zeros(2, 6), "other.lora_B": torch.zeros(3, 2)}, 1.0)
     with pytest.raises(ModelError):
         merge_lora(plain, {"missing.lora_A": torch.zeros(2, 6), "missing.lora_B": torch.zeros(5, 2)}, 1.0)
+
+
+def _toy_table():
+    from research.tagger_train import Table
+
+    lines = [("therapist", "you should really cut down, it is hurting you", "none"),
+             ("client", "whatever", "withdrawal"),
+             ("therapist", "it sounds like i pushed too hard there", "repair"),
+             ("client", "yeah i guess i don't know", "none"),
+             ("therapist", "what would you like to talk about today", "none"),
+             ("client", "i don't think that's the problem at all", "confrontation"),
+             ("therapist", "you're right, that's your call and i hear you", "repair"),
+             ("client", "yeah i guess so, whatever works", "none")]
+    turns, convs, roles, labels = {}, [], [], []
+    for conv in ("a", "b", "c"):
+        turns[conv] = tuple(TaggedTurn(r, f"{t} {conv}", (i,)) for i, (r, t, _) in enumerate(lines))
+        convs += [conv] * len(lines)
+        roles += [r for r, _, _ in lines]
+        labels += [lab for _, _, lab in lines]
+    n = len(convs)
+    return Table("toy", tuple(convs), np.asarray(roles), np.asarray(labels), np.asarray([""] * n),
+                 np.zeros((n, 4)), turns)
+
+
+def test_lexical_part_at_inference_equals_the_fitted_tfidf_model():
+    """models.tagger.LexicalHeads (numpy, no scikit-learn at run time) reproduces the scikit-learn TF-IDF +
+    logistic regression that research.tagger_train.fit_lexical trains."""
+    from scipy.sparse import hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from models.tagger import lexical_terms
+    from research.tagger_train import fit_lexical, lexical_part
+
+    tab = _toy_table()
+    terms, tensors = fit_lexical([tab], {"a", "b", "c"}, C=1.0)
+    assert "don't" in terms and "i guess" in terms  # words keep apostrophes; word pairs are terms
+    part = lexical_part(terms, tensors)
+    rows = np.arange(len(tab.roles))
+    cur, prev = tab.texts(rows)
+    assert prev[0] == "" and prev[1] == cur[0]
+    r, q = part.scores(cur, prev)
+    vec = TfidfVectorizer(analyzer=lexical_terms, min_df=2, sublinear_tf=True).fit(cur)
+    X = hstack([vec.transform(cur), vec.transform(prev)]).tocsr()
+    client = tab.roles == "client"
+    ref = LogisticRegression(C=1.0, max_iter=3000, class_weight="balanced").fit(
+        X[client], np.isin(tab.labels[client], ("withdrawal", "confrontation")).astype(int))
+    np.testing.assert_allclose(r, ref.decision_function(X), atol=1e-6)
+    assert r[1] > r[3]  # "whatever" after a push reads as more rupture-like than the calm reply
+    assert q[2] > q[4]
+
+
+def test_blend_combines_encoder_and_lexical_scores():
+    from models.tagger import blend_scores
+
+    t = {"blend.rupture": np.array([2.0, 0.5, -1.0]), "blend.repair": np.array([1.0, 0.0, 0.0])}
+    r, q = blend_scores(t, (np.array([1.0, 0.0]), np.array([3.0, 4.0])), (np.array([2.0, -2.0]), np.array([9.0, 9.0])))
+    np.testing.assert_allclose(r, [2.0, -2.0])
+    np.testing.assert_allclose(q, [3.0, 4.0])

@@ -21,8 +21,8 @@ import numpy as np
 
 from research.realtalk import Conversation, TaggedTurn
 from research.tagger_metrics import TurnOutput, score
-from research.tagger_train import (LOG, FitScorer, Table, TrainSettings, _logreg, dense_scorer, fit_decision,
-                                   fit_stage1, oof_scores, turns_of)
+from research.tagger_train import (LOG, FitScorer, Table, TrainSettings, _logreg, fit_decision, lexical_part,
+                                   oof_scores, train_head, turns_of)
 
 EVAL_KINDS = ("noised", "clean", "noised_noroles")
 IDENTITY_CONTEXT = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
@@ -59,13 +59,15 @@ def tagging_config(fitted: Mapping) -> object:
 def model_outputs(fitted: Mapping, table: Table, convs: Sequence[Conversation]) -> dict[str, list[TurnOutput]]:
     from models.tagger import LinearHeads, head_predictions
 
-    heads = LinearHeads({k: np.asarray(v, dtype=np.float64) for k, v in fitted["tensors"].items()})
+    heads = LinearHeads({k: np.asarray(v, dtype=np.float64) for k, v in fitted["tensors"].items()
+                         if not k.startswith(("lex.", "blend."))})
+    lexical = lexical_part(fitted["terms"], fitted["tensors"]) if fitted.get("terms") else None
     cfg = tagging_config(fitted)
     out = {}
     for c in convs:
         rows = table.rows(c.conv)
         tagged = table.turns[c.conv]
-        preds = head_predictions(heads, turns_of(tagged), table.X[rows])
+        preds = head_predictions(heads, turns_of(tagged), table.X[rows], lexical)
         out[c.conv] = outputs_from_predictions(tagged, preds, cfg)
     return out
 
@@ -75,16 +77,6 @@ def bow_scorer(train_tabs: Sequence[Table], score_tab: Table, C: float = 1.0) ->
     from scipy.sparse import hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    def texts(tab: Table, rows: np.ndarray) -> tuple[list[str], list[str]]:
-        cur, prev = [], []
-        flat = [(conv, i) for conv in dict.fromkeys(tab.convs) for i in range(len(tab.turns[conv]))]
-        for r in rows:
-            conv, i = flat[r]
-            ts = tab.turns[conv]
-            cur.append(ts[i].text)
-            prev.append(ts[i - 1].text if i > 0 else "")
-        return cur, prev
-
     def fit(convs: set[str]) -> object:
         vc = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
         vp = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
@@ -92,7 +84,7 @@ def bow_scorer(train_tabs: Sequence[Table], score_tab: Table, C: float = 1.0) ->
         cur_all, prev_all = [], []
         for tab in train_tabs:
             rows = np.flatnonzero(np.isin(np.asarray(tab.convs), list(convs)))
-            c, p = texts(tab, rows)
+            c, p = tab.texts(rows)
             cur_all += c
             prev_all += p
             roles.append(tab.roles[rows])
@@ -106,7 +98,7 @@ def bow_scorer(train_tabs: Sequence[Table], score_tab: Table, C: float = 1.0) ->
             models.append(_logreg(X[m], np.isin(lab[m], pos).astype(int), C))
 
         def scorer(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            c, p = texts(score_tab, rows)
+            c, p = score_tab.texts(rows)
             Xt = hstack([vc.transform(c), vp.transform(p)]).tocsr()
             return models[0].decision_function(Xt), models[1].decision_function(Xt)
         return scorer
@@ -141,34 +133,28 @@ def baseline_outputs(fit_scorer_for, decision: Mapping, convs: Sequence[Conversa
 def cross_validate(convs: Sequence[Conversation], tables: Mapping[str, Table], settings: TrainSettings,
                    log: LOG = print, baseline: bool = True) -> dict[str, dict[str, dict]]:
     """{system: {copy: {"pooled": metrics over all held-out conversations, "folds": [metrics per fold]}}}
-    for the systems model, bow and bow+context."""
+    for the systems model, bow and bow+context. Nested: for each held-out fold, everything (stage 1, the
+    blend, stage 2, thresholds) is fitted on the other folds only, the out-of-fold scores that stage 2 and
+    the thresholds need coming from inner folds of those."""
     outputs: dict[str, dict[str, dict[str, list[TurnOutput]]]] = {}
     train_tabs = [tables[k] for k in settings.train_kinds]
     tab = tables[settings.choose_on]
     folds = sorted({c.fold for c in convs})
-    extra = tables.get("written") if settings.written_weight > 0 else None
-    stage1 = {"model": dense_scorer(train_tabs, tab, settings.C, settings.standardise, extra, settings.written_weight)}
-    if baseline:
-        stage1["bow"] = stage1["bow+context"] = bow_scorer(train_tabs, tab)
-    oof = {name: oof_scores(convs, tab, fit) for name, fit in stage1.items() if name != "bow+context"}
-    oof["bow+context"] = oof.get("bow")  # type: ignore[assignment]
     for k in folds:
         train = [c for c in convs if c.fold != k]
         test = [c for c in convs if c.fold == k]
-        log(f"fold {k}: stage 2 and thresholds from the out-of-fold scores of the other {len(train)} conversations")
-        for name in stage1:
-            r, q, _ = oof[name]
-            dec = fit_decision(train, tab, r, q, settings, log, fit_context_stage=name != "bow")
-            if name == "model":
-                fitted = {"tensors": fit_stage1(train_tabs, {c.conv for c in train}, settings.C,
-                                                settings.standardise, extra, settings.written_weight), **dec}
-            for kind in EVAL_KINDS:
-                if name == "model":
-                    outs = model_outputs(fitted, tables[kind], test)
-                else:
-                    outs = baseline_outputs(lambda t: bow_scorer(train_tabs, t), dec, test, {c.conv for c in train},
-                                            tables[kind])
-                outputs.setdefault(name, {}).setdefault(kind, {}).update(outs)
+        train_ids = {c.conv for c in train}
+        log(f"fold {k}: trained on the other {len(train)} conversations (inner folds for stage 2 and thresholds)")
+        fitted = train_head(train, tables, settings, log)
+        for kind in EVAL_KINDS:
+            outputs.setdefault("model", {}).setdefault(kind, {}).update(model_outputs(fitted, tables[kind], test))
+        if baseline:
+            r, q, _ = oof_scores(train, tab, bow_scorer(train_tabs, tab))
+            for name in ("bow", "bow+context"):
+                dec = fit_decision(train, tab, r, q, settings, log, fit_context_stage=name != "bow")
+                for kind in EVAL_KINDS:
+                    outs = baseline_outputs(lambda t: bow_scorer(train_tabs, t), dec, test, train_ids, tables[kind])
+                    outputs.setdefault(name, {}).setdefault(kind, {}).update(outs)
         m = score(test, tables["noised"].turns, outputs["model"]["noised"])
         line = (f"fold {k} noised: model rupture F1 {m['rupture_f1']:.3f} (P {m['rupture_p']:.2f} R {m['rupture_r']:.2f}, "
                 f"{m['false_per_100_calm']:.2f} false/100 calm), repair F1 {m['repair_f1']:.3f}")

@@ -57,6 +57,17 @@ class Table:
     def rows(self, conv: str) -> np.ndarray:
         return np.flatnonzero(np.asarray(self.convs) == conv)
 
+    def texts(self, rows: np.ndarray) -> tuple[list[str], list[str]]:
+        """The text of each row's turn and of the turn before it in its conversation ("" for the first)."""
+        flat = [(conv, i) for conv in dict.fromkeys(self.convs) for i in range(len(self.turns[conv]))]
+        cur, prev = [], []
+        for r in rows:
+            conv, i = flat[r]
+            ts = self.turns[conv]
+            cur.append(ts[i].text)
+            prev.append(ts[i - 1].text if i > 0 else "")
+        return cur, prev
+
 
 def cached_features(encoder, examples: Sequence, name: str, context_turns: int, cache_dir: Path | None,
                     log: LOG = print) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -198,6 +209,62 @@ def stage1_scores(tensors: Mapping[str, np.ndarray], X: np.ndarray) -> tuple[np.
     return LinearHeads(dict(tensors)).scores(X)
 
 
+# ---- the lexical part ------------------------------------------------------------------------------------
+IDENTITY_BLEND = np.array([1.0, 0.0, 0.0])
+
+
+def fit_lexical(tables: Sequence[Table], convs: set[str], C: float = 1.0) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
+    """The lexical part (models.tagger.LexicalHeads) fitted on the rows of `convs`: a vocabulary of the terms
+    (models.tagger.lexical_terms) seen in at least two training turns with their smoothed idf, and
+    class-balanced logistic regressions on [TF-IDF(turn) | TF-IDF(turn before)] for ruptures (client turns)
+    and repairs (therapist turns). The blend is the identity (encoder score only) until fit_blend."""
+    from scipy.sparse import hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from models.tagger import lexical_terms
+
+    cur, prev, roles, labels = [], [], [], []
+    for t in tables:
+        rows = np.flatnonzero(np.isin(np.asarray(t.convs), list(convs)))
+        c, p = t.texts(rows)
+        cur += c
+        prev += p
+        roles.append(t.roles[rows])
+        labels.append(t.labels[rows])
+    vec = TfidfVectorizer(analyzer=lexical_terms, min_df=2, sublinear_tf=True, norm="l2", smooth_idf=True)
+    vec.fit(cur)
+    X = hstack([vec.transform(cur), vec.transform(prev)]).tocsr()
+    role, lab = np.concatenate(roles), np.concatenate(labels)
+    out = {"lex.idf": np.asarray(vec.idf_, dtype=np.float64),
+           "blend.rupture": IDENTITY_BLEND.copy(), "blend.repair": IDENTITY_BLEND.copy()}
+    for name, r, positive in (("rupture", "client", RUPTURE), ("repair", "therapist", ("repair",))):
+        m = (role == r) & (lab != "dontcare")
+        clf = _logreg(X[m], np.isin(lab[m], positive).astype(int), C)
+        out[f"lex.{name}.weight"], out[f"lex.{name}.bias"] = clf.coef_.reshape(1, -1), clf.intercept_.reshape(1)
+    return tuple(str(t) for t in vec.get_feature_names_out()), out
+
+
+def lexical_part(terms: Sequence[str], tensors: Mapping[str, np.ndarray]):  # type: ignore[no-untyped-def]
+    from models.tagger import LexicalHeads
+
+    return LexicalHeads(tuple(terms), {k: np.asarray(v, dtype=np.float64) for k, v in tensors.items()
+                                       if k.startswith(("lex.", "blend."))})
+
+
+def fit_blend(tab: Table, rows: np.ndarray, encoder: tuple[np.ndarray, np.ndarray],
+              lexical: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+    """blend.rupture / blend.repair: logistic regressions (not class-balanced, so the blended score stays a
+    calibrated log-odds) of the label on the out-of-fold (encoder score, lexical score) of `rows`."""
+    usable = tab.labels[rows] != "dontcare"
+    out = {}
+    for k, (name, role, positive) in enumerate((("rupture", "client", RUPTURE), ("repair", "therapist", ("repair",)))):
+        m = rows[usable & (tab.roles[rows] == role)]
+        x = np.c_[encoder[k][m], lexical[k][m]]
+        clf = _logreg(x, np.isin(tab.labels[m], positive).astype(int), C=1.0, balanced=False)
+        out[f"blend.{name}"] = np.r_[clf.coef_.reshape(-1), clf.intercept_.reshape(-1)]
+    return out
+
+
 # ---- stage 2 and thresholds --------------------------------------------------------------------------------
 def context_table(table: Table, conv_list: Sequence[str], r: np.ndarray, q: np.ndarray,
                   window: int, lookback: int) -> tuple[np.ndarray, np.ndarray]:
@@ -282,6 +349,8 @@ class TrainSettings:
     train_kinds: tuple[str, ...] = ("noised",)  # copies trained on
     choose_on: str = "noised"  # copy the context weights and thresholds are chosen on
     written_weight: float = 0.0  # weight of the written corpus rows in stage 1 (0: not used; see MODEL_CARD.md)
+    lexical: bool = True  # blend in the lexical part (TF-IDF heads) with the encoder heads
+    lexical_C: float = 1.0
 
 
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # table rows -> (rupture, repair) scores
@@ -295,6 +364,15 @@ def dense_scorer(tables: Sequence[Table], score_table: Table, C: float, standard
     def fit(convs: set[str]) -> Scorer:
         t = fit_stage1(tables, convs, C, standardise, extra, extra_weight)
         return lambda rows: stage1_scores(t, score_table.X[rows])
+    return fit
+
+
+def lexical_scorer(tables: Sequence[Table], score_table: Table, C: float) -> FitScorer:
+    """The lexical part alone (identity blend would ignore it: scores taken before the blend)."""
+    def fit(convs: set[str]) -> Scorer:
+        terms, t = fit_lexical(tables, convs, C)
+        part = lexical_part(terms, t)
+        return lambda rows: part.scores(*score_table.texts(rows))
     return fit
 
 
@@ -330,15 +408,31 @@ def fit_decision(convs: Sequence[Conversation], tab: Table, r: np.ndarray, q: np
 
 def train_head(convs: Sequence[Conversation], tables: Mapping[str, Table], settings: TrainSettings,
                log: LOG = print) -> dict:
-    """The shipped head: stage 1 on all of `convs`; stage 2 and thresholds on its out-of-fold scores."""
+    """The shipped head: stage 1 (encoder heads and, with settings.lexical, the lexical part) on all of
+    `convs`; the blend of the two, stage 2 and the thresholds on their out-of-fold scores (the folds of
+    `convs`)."""
+    from models.tagger import blend_scores
+
     train_tabs = [tables[k] for k in settings.train_kinds]
     tab = tables[settings.choose_on]
+    ids = {c.conv for c in convs}
     extra = tables.get("written") if settings.written_weight > 0 else None
     r, q, _ = oof_scores(convs, tab, dense_scorer(train_tabs, tab, settings.C, settings.standardise, extra,
                                                   settings.written_weight))
+    tensors = fit_stage1(train_tabs, ids, settings.C, settings.standardise, extra, settings.written_weight)
+    terms: tuple[str, ...] = ()
+    if settings.lexical:
+        rl, ql, _ = oof_scores(convs, tab, lexical_scorer(train_tabs, tab, settings.lexical_C))
+        rows = np.concatenate([tab.rows(c.conv) for c in convs])
+        blend = fit_blend(tab, rows, (r, q), (rl, ql))
+        log(f"  blend rupture {np.round(blend['blend.rupture'], 3).tolist()} repair "
+            f"{np.round(blend['blend.repair'], 3).tolist()} (encoder, lexical, bias)")
+        r, q = blend_scores(blend, (r, q), (rl, ql))
+        terms, lex = fit_lexical(train_tabs, ids, settings.lexical_C)
+        tensors.update(lex)
+        tensors.update(blend)
     decision = fit_decision(convs, tab, r, q, settings, log)
-    return {"tensors": fit_stage1(train_tabs, {c.conv for c in convs}, settings.C, settings.standardise, extra,
-                                  settings.written_weight), **decision}
+    return {"tensors": tensors, "terms": terms, **decision}
 
 
 def write_head(out_dir: Path, fitted: dict, info: Mapping[str, object]) -> str:
@@ -354,5 +448,7 @@ def write_head(out_dir: Path, fitted: dict, info: Mapping[str, object]) -> str:
     sha = hashlib.sha256((out_dir / HEAD_FILE).read_bytes()).hexdigest()
     cfg = {**info, "labels": list(LABELS), "context": fitted["context"], "threshold": round(fitted["threshold"], 4),
            "repair_threshold": round(fitted["repair_threshold"], 4), "sha256": sha}
+    if fitted.get("terms"):
+        cfg["lexical"] = {"analyzer": "models.tagger.lexical_terms", "terms": list(fitted["terms"])}
     (out_dir / HEAD_CONFIG).write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
     return head_digest(out_dir)
