@@ -14,7 +14,8 @@ from pipeline.errors import ModelError
 from pipeline.records import Audio
 from pipeline.scoring import diarization_error_rate, read_rttm
 
-pytestmark = pytest.mark.slow
+# the diarization adapters and their libraries (pyannote, CAM++); the load-error tests need no store but import them
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 SR = 16000
 # one torch thread: these tests share the CPU with other suites; the result does not depend on it
 CFG = DiarizationConfig(torch_threads=1)
