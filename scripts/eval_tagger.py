@@ -34,9 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-calm", action="store_true", help="skip the written calm sessions check")
     ap.add_argument("--no-lexical", action="store_true",
                     help="the model without its lexical part (encoder heads only), for comparison")
+    ap.add_argument("--lexical-C", type=float, default=TrainSettings.lexical_C,
+                    help="regularisation of the lexical part's logistic regressions (default %(default)s)")
     args = ap.parse_args(argv)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    settings = TrainSettings(lexical=not args.no_lexical)
+    settings = TrainSettings(lexical=not args.no_lexical, lexical_C=args.lexical_C)
     convs, tables, _ = load(args.data, written=settings.written_weight > 0, log=log)
     res = cross_validate(convs, tables, settings, log=log, baseline=not args.no_baseline)
     print_cv(res, EVAL_KINDS)
