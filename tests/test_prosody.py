@@ -256,7 +256,7 @@ def test_session_json_round_trip_keeps_prosody(tmp_path) -> None:
     assert json.loads((tmp_path / "s.json").read_text()) == json.loads(src.read_text())
     # a record without prosody (text mode, older files) writes no turns[].prosody key
     d = record_to_dict(dataclasses.replace(rec, prosody=()))
-    assert all("prosody" not in t for t in d["turns"])
+    assert d["turns"] and all("prosody" not in t for t in d["turns"])
 
 
 # ------------------------------------------------------------------ flite sessions with sox manipulations
@@ -503,4 +503,5 @@ def test_a_librosa_refusal_is_a_note_not_a_failed_session(monkeypatch) -> None:
     monkeypatch.setattr(pros, "f0_track", refuse)
     x, turns, words, segs = _session([("T", 200.0, 1.5, 0.1), ("C", 120.0, 1.5, 0.1)])
     res = analyse_prosody(x, SR, turns, words, segs, segs, CFG)
+    assert len(res.turns) == len(turns) == 2
     assert all(p.f0_hz is None and p.intensity_db is not None and "F0 not computed" in p.note for p in res.turns)
