@@ -126,6 +126,64 @@ class DiarizationConfig:
 
 
 @dataclass(frozen=True)
+class LevelsConfig:
+    """Per-speaker speech level, noise floor and SNR (pipeline.levels), and the per-speaker gain applied
+    to the mono mix before transcription (issue 17: a speaker far from the microphone is 5-15 dB quieter,
+    and Whisper drops much of the quieter voice when both share one 30 s window)."""
+
+    # Frame RMS levels: 30 ms frames every 10 ms (as the stereo channel path).
+    frame_s: float = 0.03
+    hop_s: float = 0.01
+    # A speaker's speech level is the mean power of their own frames within this many dB of their
+    # 95th-percentile frame (the pauses between words are left out).
+    active_range_db: float = 20.0
+    # Speakers with less own speech than this (s) are not measured (nor boosted).
+    min_speech_s: float = 2.0
+    # Equalisation before ASR (mono path only; the stereo channel path transcribes each channel alone):
+    # each speaker's exclusive-track speech is raised to the loudest speaker's level, when it is at least
+    # `min_gain_db` quieter (so recordings at about equal levels are left exactly as they are), by at most
+    # `max_gain_db`, and never so much that the background noise in that speech would come within
+    # `noise_margin_db` of the loudest speaker's level (noise boosted into words).
+    equalize: bool = True
+    min_gain_db: float = 3.0
+    max_gain_db: float = 20.0
+    noise_margin_db: float = 20.0
+    # Where two speakers talk at once, the gain is the smaller of theirs ("min": a loud speaker's overlapping
+    # backchannel is never raised; the quiet speaker keeps their own level there) or the larger ("max").
+    overlap_gain: str = "min"
+    # Gain changes are ramped over this time (no clicks); segments are widened by `pad_s` each side.
+    ramp_s: float = 0.05
+    pad_s: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.overlap_gain not in ("min", "max"):
+            raise ConfigError(f"levels.overlap_gain: must be min or max (got {_kind(self.overlap_gain)})")
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """The recording-quality check (pipeline.quality): when a speaker's words cover much less of their
+    speech than the other's, or the SNR is too low, the session is marked untrustworthy with the reason."""
+
+    # A word covers its own time widened by this much either side (Whisper's word times leave short gaps).
+    word_pad_s: float = 0.2
+    # Speakers with less own speech than this (s) are not judged (a few backchannels say nothing).
+    min_speech_s: float = 10.0
+    # low_word_coverage: a speaker's coverage is below `min_word_coverage`, or this much below the
+    # best-covered speaker's.
+    min_word_coverage: float = 0.6
+    max_coverage_gap: float = 0.2
+    # low_snr: a speaker's speech level is less than this many dB above the noise floor. On the dev sessions
+    # with white noise (scripts/make_synthetic_sessions.py --noise-dbfs -50) Whisper lost 13-40% of a voice's
+    # words at 13-18 dB and 0-6% at 20 dB and above (README, "The quieter voice").
+    min_snr_db: float = 20.0
+    # word_rate: a diarized segment of at least `rate_min_segment_s` with more than `max_words_per_s`
+    # recognised words per second (speech runs at 2-4; Whisper repeating itself at 10 and more).
+    max_words_per_s: float = 7.0
+    rate_min_segment_s: float = 2.0
+
+
+@dataclass(frozen=True)
 class RolesConfig:
     # How many seconds at the start count as "who opens the session".
     opening_window_s: float = 60.0
@@ -338,6 +396,8 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     diarization: DiarizationConfig = field(default_factory=DiarizationConfig)
+    levels: LevelsConfig = field(default_factory=LevelsConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     roles: RolesConfig = field(default_factory=RolesConfig)
     measures: MeasuresConfig = field(default_factory=MeasuresConfig)
     tagging: TaggingConfig = field(default_factory=TaggingConfig)

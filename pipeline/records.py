@@ -212,6 +212,7 @@ class SessionRecord:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     segments: tuple[Segment, ...] = ()  # overlapping diarization track, for RTTM and overlap displays
     prosody: tuple[TurnProsody, ...] = ()  # per-turn voice measures (audio mode; pipeline.prosody)
+    quality: Quality | None = None  # recording quality and trust (audio mode; pipeline.quality)
     schema_version: str = SCHEMA_VERSION
 
 
@@ -267,3 +268,70 @@ class TurnProsody:
     arousal: float | None = None
     speech_rate_change: float | None = None
     note: str = ""
+
+
+@dataclass(frozen=True)
+class SpeakerLevel:
+    """How loud one speaker's own speech is (pipeline.levels), measured before transcription.
+
+    speech_s: the speaker's own speech (exclusive-track time where no other speaker talks); level_dbfs:
+    its active speech level (mean power of its frames within `levels.active_range_db` of its loud frames);
+    snr_db: level_dbfs minus the recording's noise floor; asr_gain_db: the gain this speaker's speech got
+    before transcription (0 when none). level_dbfs and snr_db are None when there is too little speech."""
+
+    speaker: str
+    speech_s: float
+    level_dbfs: float | None
+    snr_db: float | None
+    asr_gain_db: float = 0.0
+
+
+@dataclass(frozen=True)
+class Levels:
+    """Per-speaker speech levels and the noise floor (dBFS, None when no stretch without speech exists)."""
+
+    noise_dbfs: float | None
+    speakers: tuple[SpeakerLevel, ...]
+
+    def of(self, speaker: str) -> SpeakerLevel | None:
+        return next((s for s in self.speakers if s.speaker == speaker), None)
+
+
+@dataclass(frozen=True)
+class QualityWarning:
+    """Why a session's numbers should not be trusted as they are. `code` is machine-readable
+    (low_word_coverage, low_snr; later checks add their own); `message` is the plain sentence shown to
+    the reviewer; `speaker` when the warning is about one speaker."""
+
+    code: str
+    message: str
+    speaker: str | None = None
+
+
+@dataclass(frozen=True)
+class SpeakerQuality:
+    """One speaker's row of the quality block: level, SNR, the gain given before ASR and word coverage
+    (the share of their diarized own speech that lies within a recognised word)."""
+
+    speaker: str
+    role: str
+    speech_s: float
+    level_dbfs: float | None
+    level_re_loudest_db: float | None  # 0 for the loudest speaker, negative for quieter ones
+    snr_db: float | None
+    asr_gain_db: float
+    word_coverage: float | None
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Recording quality and whether the session's numbers can be trusted (pipeline.quality).
+    `trustworthy` is False exactly when there is a warning."""
+
+    noise_floor_dbfs: float | None
+    speakers: tuple[SpeakerQuality, ...]
+    warnings: tuple[QualityWarning, ...] = ()
+
+    @property
+    def trustworthy(self) -> bool:
+        return not self.warnings

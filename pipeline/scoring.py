@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 import pipeline.offline  # noqa: F401  (pyannote.metrics pulls in ML libraries)
-from pipeline.records import Segment
+from pipeline.records import Segment, Word
 
 StmEntry = tuple[float, float, str, str]  # (start, end, speaker, text)
 
@@ -181,3 +181,47 @@ def word_error_rate(reference_text: str, hypothesis_text: str) -> float:
     if not hyp:
         return 1.0
     return float(jiwer.wer(ref, hyp))
+
+
+def word_error_counts(reference_text: str, hypothesis_text: str) -> tuple[int, int]:
+    """(errors, reference words) after `normalize_text`: substitutions + deletions + insertions, for pooling
+    WER over sessions (sum of errors / sum of reference words). Needs jiwer, like `word_error_rate`."""
+    ref = normalize_text(reference_text).split()
+    hyp = normalize_text(hypothesis_text).split()
+    if not ref or not hyp:
+        return len(ref) + len(hyp), len(ref)
+    import jiwer
+
+    out = jiwer.process_words(" ".join(ref), " ".join(hyp))
+    return int(out.substitutions + out.deletions + out.insertions), len(ref)
+
+
+def words_by_reference_speaker(reference: Iterable[StmEntry], words: Iterable[Word]) -> dict[str, tuple[Word, ...]]:
+    """Give every recognised word to the reference speaker whose utterance it overlaps most (by time), or,
+    overlapping none, to the speaker of the nearest utterance; the pipeline's own speaker labels play no
+    part. Per-speaker WER on these words measures what the recogniser heard of each voice (a word it
+    dropped is a deletion of that speaker, one it invented in a speaker's utterance an insertion there).
+    Every reference speaker gets an entry (possibly empty); words are in time order."""
+    ref = sorted(reference, key=lambda r: (r[0], r[1]))
+    out: dict[str, list[Word]] = {r[2]: [] for r in ref}
+    if not ref:
+        return {}
+    for w in sorted(words, key=lambda w: (w.start, w.end)):
+        best, best_key = None, None
+        for start, end, speaker, _ in ref:
+            ov = min(end, w.end) - max(start, w.start)
+            gap = max(start - w.end, w.start - end, 0.0)
+            key = (0, -ov) if ov > 0 else (1, gap)
+            if best_key is None or key < best_key:
+                best, best_key = speaker, key
+        out[best].append(w)  # type: ignore[index]
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def speaker_word_error_counts(reference: Iterable[StmEntry], words: Iterable[Word]) -> dict[str, tuple[int, int]]:
+    """{reference speaker: (errors, reference words)}: each speaker's utterances in time order against the
+    recognised words `words_by_reference_speaker` gives them."""
+    ref = sorted(reference, key=lambda r: (r[0], r[1]))
+    heard = words_by_reference_speaker(ref, words)
+    return {spk: word_error_counts(" ".join(r[3] for r in ref if r[2] == spk), " ".join(w.text for w in ws))
+            for spk, ws in heard.items()}

@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from pipeline.records import SCHEMA_VERSION, Event, Segment, SessionRecord, Speaker, Turn, TurnProsody, Word
+from pipeline.records import (SCHEMA_VERSION, Event, Quality, QualityWarning, Segment, SessionRecord, Speaker,
+                              SpeakerQuality, Turn, TurnProsody, Word)
 
 _EVENT_KEYS = ("type", "subtype", "start", "end", "speaker", "target_speaker", "turn_index", "confidence",
                "evidence")
@@ -39,6 +40,38 @@ def prosody_from_dict(turn: Turn, d: Mapping[str, Any]) -> TurnProsody:
     vals["own_speech_s"] = vals["own_speech_s"] or 0.0
     vals["voiced_s"] = vals["voiced_s"] or 0.0
     return TurnProsody(turn_index=turn.index, speaker=turn.speaker, note=str(d.get("note") or ""), **vals)
+
+
+def _opt(x: Any, nd: int = 2) -> Any:
+    return None if x is None else round(float(x), nd)
+
+
+def quality_to_dict(q: Quality) -> dict[str, Any]:
+    """The `quality` block: trustworthy, warnings [{code, speaker, message}], noise_floor_dbfs, speakers."""
+    return {
+        "trustworthy": q.trustworthy,
+        "warnings": [{"code": w.code, "speaker": w.speaker, "message": w.message} for w in q.warnings],
+        "noise_floor_dbfs": _opt(q.noise_floor_dbfs),
+        "speakers": [{"id": s.speaker, "role": s.role, "speech_s": _opt(s.speech_s, 3), "level_dbfs": _opt(s.level_dbfs),
+                      "level_re_loudest_db": _opt(s.level_re_loudest_db), "snr_db": _opt(s.snr_db),
+                      "asr_gain_db": _opt(s.asr_gain_db), "word_coverage": _opt(s.word_coverage, 3)}
+                     for s in q.speakers],
+    }
+
+
+def quality_from_dict(d: Mapping[str, Any]) -> Quality:
+    def f(v: Any) -> float | None:
+        return None if v is None else float(v)
+
+    return Quality(
+        noise_floor_dbfs=f(d.get("noise_floor_dbfs")),
+        speakers=tuple(SpeakerQuality(str(s["id"]), str(s.get("role", "unknown")), float(s.get("speech_s") or 0.0),
+                                      f(s.get("level_dbfs")), f(s.get("level_re_loudest_db")), f(s.get("snr_db")),
+                                      float(s.get("asr_gain_db") or 0.0), f(s.get("word_coverage")))
+                       for s in d.get("speakers", ())),
+        warnings=tuple(QualityWarning(str(w["code"]), str(w.get("message", "")), w.get("speaker"))
+                       for w in d.get("warnings", ())),
+    )
 
 
 def event_to_dict(e: Event) -> dict[str, Any]:
@@ -91,6 +124,8 @@ def record_to_dict(rec: SessionRecord) -> dict[str, Any]:
         ]
     d["events"] = [event_to_dict(e) for e in rec.events]
     d["metrics"] = dict(rec.metrics)
+    if rec.quality is not None:
+        d["quality"] = quality_to_dict(rec.quality)
     d["segments"] = [{"start": _r(s.start), "end": _r(s.end), "speaker": s.speaker} for s in rec.segments]
     d["metadata"] = dict(rec.metadata)
     d["provenance"] = dict(rec.provenance)
@@ -127,6 +162,7 @@ def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:
         metadata=d.get("metadata", {}),
         segments=tuple(Segment(float(s["start"]), float(s["end"]), s["speaker"]) for s in d.get("segments", ())),
         prosody=prosody,
+        quality=quality_from_dict(d["quality"]) if isinstance(d.get("quality"), Mapping) else None,
     )
 
 

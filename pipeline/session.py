@@ -2,9 +2,11 @@
 stages). Nothing here knows about pools, Ray, file layout or the audit log: that is the runner's business.
 
 Stages, each reported to `hook(step, artifact=None, completed=None, total=None)` (pyannote's hook shape):
-  audio -> diarization (pyannote, or exact channels for stereo one-speaker-per-channel) -> transcription
-  -> attribution (every word one speaker, exclusive track) -> roles -> turns -> measures -> tagging
-  -> prosody (per-turn voice measures, vocal synchrony; evidence only, after the tagger)
+  audio -> diarization (pyannote, or exact channels for stereo one-speaker-per-channel) -> levels (each
+  speaker's speech level and SNR; on the mono mix, quieter speakers raised to the loudest one's level for
+  transcription only) -> transcription -> attribution (every word one speaker, exclusive track) -> roles
+  -> turns -> measures -> tagging -> prosody (per-turn voice measures, vocal synchrony; evidence only,
+  after the tagger) -> quality (word coverage per speaker, warnings: whether the numbers can be trusted)
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from pipeline.channels import SPEAKERS as CHANNEL_SPEAKERS
 from pipeline.channels import diarize_channels, gate_to_speech, words_in_speech
 from pipeline.config import Config, to_dict
 from pipeline.errors import RuptureError, SessionError
+from pipeline.levels import apply_gains, measure_levels, plan_gains, with_gains
 from pipeline.measures import measure_conversation, segments_from_turns, talk_time
 from pipeline.prosody import analyse_prosody, prosody_metrics, with_prosody_evidence
-from pipeline.records import (Audio, Diarization, Event, ModelInfo, Segment, SessionRecord, Speaker, Transcript,
-                              Turn, Word)
+from pipeline.quality import assess_quality
+from pipeline.records import (Audio, Diarization, Event, Levels, ModelInfo, Segment, SessionRecord, Speaker,
+                              Transcript, Turn, Word)
 from pipeline.roles import assign_roles
 from pipeline.tagging import rupture_metrics, tag_turns
 from pipeline.turns import attribute_words, build_turns, with_roles
@@ -181,7 +185,7 @@ def _stage(name: str):
 # what was said. From transcription on (and for every transcript read by `rupture tag`), only the error's
 # type is reported: a message such as `could not convert string to float: '<a client's words>'` would
 # otherwise reach audit.jsonl, failure.json, index.html and stderr.
-_NO_TEXT_STAGES = frozenset({"audio", "diarization"})
+_NO_TEXT_STAGES = frozenset({"audio", "diarization", "levels"})
 
 
 def _safe_message(e: Exception) -> str:
@@ -208,7 +212,10 @@ def process_session(req: SessionRequest, proc: SessionProcessor, hook: Hook = _n
     if not diar.overlapping:
         raise SessionError("no speech found in the recording", stage="diarization")
 
-    transcript = _stage("transcription")(_transcribe)(proc, audio, diar, channel_path)
+    levels = _stage("levels")(_levels)(audio, diar, channel_path, cfg)
+    hook("levels", levels)
+
+    transcript = _stage("transcription")(_transcribe)(proc, audio, diar, channel_path, levels)
     hook("transcription", transcript)
 
     if channel_path:
@@ -238,7 +245,23 @@ def process_session(req: SessionRequest, proc: SessionProcessor, hook: Hook = _n
     if cfg.prosody.enabled:
         rec = _stage("prosody")(add_prosody)(rec, audio, diar, channel_path, cfg)
         hook("prosody", rec.prosody)
-    return rec
+    quality = _stage("quality")(assess_quality)(levels, diar, words, assignment.roles, cfg.quality)
+    hook("quality", quality)
+    return dataclasses.replace(rec, quality=quality)
+
+
+def _speaker_signals(audio: Audio, diar: Diarization, channel_path: bool) -> Any:
+    """The mono mix, or on the stereo channel path each speaker's own channel."""
+    if channel_path:
+        return {spk: audio.samples[CHANNEL_SPEAKERS.index(spk)] for spk in diar.speakers}
+    return audio.mono
+
+
+def _levels(audio: Audio, diar: Diarization, channel_path: bool, cfg: Config) -> Levels:
+    """Each speaker's level and SNR, with the gain their speech gets before transcription (mono mix only:
+    the channel path transcribes each channel on its own)."""
+    levels = measure_levels(_speaker_signals(audio, diar, channel_path), audio.sample_rate, diar, cfg.levels)
+    return levels if channel_path else with_gains(levels, plan_gains(levels, cfg.levels))
 
 
 def add_prosody(rec: SessionRecord, audio: Audio, diar: Diarization, channel_path: bool, cfg: Config) -> SessionRecord:
@@ -247,18 +270,24 @@ def add_prosody(rec: SessionRecord, audio: Audio, diar: Diarization, channel_pat
     On the stereo channel path: each speaker's own channel wherever its speech activity says they talk,
     overlaps included (the other voice is on the other channel; that is what the channel path is for)."""
     if channel_path:
-        signals: Any = {spk: audio.samples[CHANNEL_SPEAKERS.index(spk)] for spk in diar.speakers}
         own_track, others = diar.overlapping, ()
     else:
-        signals, own_track, others = audio.mono, diar.exclusive, diar.overlapping
+        own_track, others = diar.exclusive, diar.overlapping
+    signals = _speaker_signals(audio, diar, channel_path)
     res = analyse_prosody(signals, audio.sample_rate, rec.turns, rec.words or (), own_track, others, cfg.prosody)
     return dataclasses.replace(rec, prosody=res.turns, metrics={**rec.metrics, "prosody": prosody_metrics(res, cfg.prosody)},
                                events=with_prosody_evidence(rec.events, res.turns, rec.turns))
 
 
-def _transcribe(proc: SessionProcessor, audio: Audio, diar: Diarization, channel_path: bool) -> Transcript:
+def _transcribe(proc: SessionProcessor, audio: Audio, diar: Diarization, channel_path: bool,
+                levels: Levels | None = None) -> Transcript:
     if not channel_path:
-        return proc.transcriber(audio)
+        gains = {s.speaker: s.asr_gain_db for s in levels.speakers} if levels is not None else {}
+        if not any(g > 0 for g in gains.values()):
+            return proc.transcriber(audio)
+        # quieter speakers raised to the loudest one's level, for the recogniser only (pipeline.levels)
+        louder = apply_gains(audio.mono, audio.sample_rate, diar.overlapping, gains, proc.cfg.levels)
+        return proc.transcriber(dataclasses.replace(audio, samples=louder[None, :], source_channels=1))
     # Exact path: each channel holds one speaker; transcribe each on its own, muted outside its speaker's
     # speech (crosstalk), and label its words.
     words: list[Word] = []

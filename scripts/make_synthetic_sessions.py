@@ -23,6 +23,12 @@ therapist is not always the female voice).
 `--stereo` renders the same sessions with one channel per speaker (close-talk microphones with -20 dB of
 crosstalk by default), the recording set-up where the pipeline's exact channel path applies.
 
+`--attenuate ROLE:DB` mixes ROLE (therapist or client) DB decibels below the other speaker (one laptop on
+the other person's side of the room; issue 17); `--attenuate none` mixes both at the same level. Without
+it each session draws the client's level at -4..+2 dB relative to the therapist. The scripts, voices and
+truth do not depend on the option, so `--attenuate client:10` and `--attenuate none` with the same seed
+give the same sessions at different levels.
+
 Writes per session `<id>.flac` + `.rttm` + `.stm` + `_truth.json` + `_transcript.csv` (see synth.py), and
 one `manifest.csv` (CONTRACT manifest, consent true, `therapist` empty, extra columns split/scenario/seed).
 """
@@ -383,14 +389,33 @@ def _shuffled(rng: np.random.Generator, seq: Sequence) -> list:  # type: ignore[
     return [seq[int(i)] for i in idx]
 
 
-def build_script(session_id: str, scenario: str, pool: Pool, rng: np.random.Generator) -> Script:
-    """One session's script (pure given `rng`)."""
+def parse_attenuation(text: str) -> dict[str, float] | None:
+    """`--attenuate` value -> {role: gain dB}: "client:10" -> {client: -10, therapist: 0}; "none" (or a
+    0 dB attenuation) -> both 0 dB. Raises ValueError on anything else."""
+    if text.strip().lower() in ("none", "equal", "0"):
+        return {T: 0.0, C: 0.0}
+    role, sep, db = text.partition(":")
+    role = role.strip().lower()
+    if not sep or role not in (T, C):
+        raise ValueError(f"--attenuate: expected therapist:DB, client:DB or none, got {text!r}")
+    value = float(db)
+    if not 0.0 <= value <= 60.0:
+        raise ValueError(f"--attenuate: DB must be within 0-60, got {value:g}")
+    return {T: 0.0, C: 0.0, role: -value}
+
+
+def build_script(session_id: str, scenario: str, pool: Pool, rng: np.random.Generator,
+                 gains_db: dict[str, float] | None = None) -> Script:
+    """One session's script (pure given `rng`). `gains_db` ({role: dB}) replaces the drawn speaker levels;
+    the draw still happens, so the rest of the script does not depend on it."""
     voices = ["slt", "rms", "awb", "kal"]
     tv = "slt" if rng.random() < 0.5 else voices[1 + int(rng.integers(3))]
     cv = voices[int(rng.integers(4))]
     while cv == tv:
         cv = voices[int(rng.integers(4))]
-    cast = (Part(T, "therapist", tv), Part(C, "client", cv, gain_db=round(float(rng.uniform(-4.0, 2.0)), 2)))
+    client_gain = round(float(rng.uniform(-4.0, 2.0)), 2)
+    levels = gains_db if gains_db is not None else {T: 0.0, C: client_gain}
+    cast = (Part(T, "therapist", tv, gain_db=levels[T]), Part(C, "client", cv, gain_db=levels[C]))
     b = _Builder(rng, pool)
     target = float(rng.uniform(65.0, 105.0))
     opening = b.pick(pool.openings)
@@ -551,7 +576,14 @@ def main(argv: list[str] | None = None) -> int:
                          "sessions, channel 1 in odd ones); same scripts and truth as the mono mix")
     ap.add_argument("--crosstalk-db", type=float, default=-20.0,
                     help="with --stereo: level of each voice on the other speaker's channel (default -20 dB)")
+    ap.add_argument("--attenuate", default=None, metavar="ROLE:DB",
+                    help="mix ROLE (therapist or client) DB below the other speaker, e.g. client:10; 'none': equal "
+                         "levels (default: the client's level drawn per session at -4..+2 dB)")
     args = ap.parse_args(argv)
+    try:
+        gains_db = None if args.attenuate is None else parse_attenuation(args.attenuate)
+    except ValueError as e:
+        ap.error(str(e))
     scenarios = [s for s in args.scenarios.split(",") if s]
     bad = [s for s in scenarios if s not in SCENARIOS]
     if bad or args.n < 1:
@@ -562,12 +594,13 @@ def main(argv: list[str] | None = None) -> int:
         scenario = scenarios[i % len(scenarios)]
         sid = f"{args.split}_{args.seed}_{i:03d}_{scenario}"
         rng = np.random.default_rng([args.seed, i, 0 if args.split == "dev" else 1])
-        script = build_script(sid, scenario, pool, rng)
+        script = build_script(sid, scenario, pool, rng, gains_db)
         channel_of = ({T: i % 2, C: 1 - i % 2} if args.stereo else None)
         rendered = render_script(script, seed=int(rng.integers(2**31)), noise_dbfs=args.noise_dbfs,
                                  channel_of=channel_of, crosstalk_db=args.crosstalk_db)
         meta = {"split": args.split, "scenario": scenario, "seed": args.seed, "index": i,
-                "noise_dbfs": args.noise_dbfs, "channels": 2 if args.stereo else 1}
+                "noise_dbfs": args.noise_dbfs, "channels": 2 if args.stereo else 1,
+                "client_gain_db": script.part(C).gain_db - script.part(T).gain_db}
         paths = write_session(args.out, rendered, extra=meta)
         rows.append({"audio": paths["audio"].name, "session_id": sid, "consent_recording": "true",
                      "consent_analysis": "true", "consent_date": "2026-11-02", "num_speakers": 2, "therapist": "",
@@ -576,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{sid}: {t.duration_s:.1f} s, therapist share "
               f"{dict(t.talk_time.by_role).get('therapist', 0) / max(1e-9, sum(v for _, v in t.talk_time.by_role)):.2f}, "
               f"{len(t.events)} events", flush=True)
-    manifest = manifest_csv(rows, ("split", "scenario", "seed", "index", "noise_dbfs", "channels"))
+    manifest = manifest_csv(rows, ("split", "scenario", "seed", "index", "noise_dbfs", "channels", "client_gain_db"))
     atomic_write_text(args.out / "manifest.csv", manifest, mode=0o644)
     print(f"wrote {args.n} sessions and {args.out / 'manifest.csv'}")
     return 0

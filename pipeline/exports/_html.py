@@ -112,11 +112,47 @@ def _header(record: SessionRecord, names: Mapping[str, str]) -> str:
     if sync is not None:
         parts.append(f'<div title="Pearson r of therapist and client arousal over adjacent turns (lag 1)">'
                      f'<dt>Vocal synchrony</dt><dd>r = {sync[0]:+.2f} ({sync[1]} turn pairs)</dd></div>')
+    if record.quality is not None:
+        n = len(record.quality.warnings)
+        parts.append(f'<div><dt>Recording</dt><dd>{"check: " + str(n) + " warning" + "s" * (n > 1) if n else "ok"}'
+                     '</dd></div>')
     models = model_names(record.provenance)
     models_html = (f'<div class="models">Models: {_e(", ".join(models))}</div>' if models
                    else '<div class="models">Models: not recorded</div>')
     return (f'<h1>Session {_e(record.session_id)}</h1>\n<dl class="facts" id="facts">{"".join(parts)}</dl>\n'
-            + models_html)
+            + _quality_warning(record) + models_html)
+
+
+def _quality_warning(record: SessionRecord) -> str:
+    """The plain warning of an untrustworthy recording (pipeline.quality), or "" when there is none."""
+    q = record.quality
+    if q is None or q.trustworthy:
+        return ""
+    items = "".join(f'<li data-code="{_e(w.code)}">{_e(w.message)}</li>' for w in q.warnings)
+    return (f'<div class="quality-warning" id="quality-warning" role="alert"><strong>Do not trust these numbers '
+            f'as they are:</strong><ul>{items}</ul></div>\n')
+
+
+def _quality_table(record: SessionRecord, names: Mapping[str, str]) -> str:
+    """Per-speaker level, SNR, gain before transcription and word coverage (pipeline.quality)."""
+    q = record.quality
+    if q is None:
+        return ""
+
+    def num(x: float | None, fmt: str) -> str:
+        return "" if x is None else format(x, fmt)
+
+    rows = "".join(
+        f'<tr><th>{_e(names.get(s.speaker, s.speaker))}</th><td class="num">{s.speech_s:.0f} s</td>'
+        f'<td class="num">{num(s.level_dbfs, ".1f")}</td><td class="num">{num(s.level_re_loudest_db, "+.1f")}</td>'
+        f'<td class="num">{num(s.snr_db, ".0f")}</td><td class="num">{num(s.asr_gain_db, "+.1f")}</td>'
+        f'<td class="num">{_pct(s.word_coverage)}</td></tr>' for s in q.speakers)
+    noise = "not measured" if q.noise_floor_dbfs is None else f"{q.noise_floor_dbfs:.0f} dBFS"
+    return (f'<h3>Recording quality</h3><p class="hint">Background noise {_e(noise)}. Word coverage: the share of '
+            'a speaker\'s own speech that got words.</p>'
+            '<table class="measures quality" id="quality"><thead><tr><th>speaker</th><th>own speech</th>'
+            '<th>level (dBFS)</th><th>vs loudest (dB)</th><th>SNR (dB)</th><th>gain before ASR (dB)</th>'
+            f'<th>word coverage</th></tr></thead><tbody>{rows}</tbody></table>')
 
 
 def _synchrony(record: SessionRecord) -> tuple[float, int] | None:
@@ -544,7 +580,7 @@ def render_report(record: SessionRecord, audio_relpath: str | None) -> str:
         "FILTERS": _filters(record),
         "FLAGS": flags_html,
         "TRANSCRIPT": _transcript(record, names, roles),
-        "MEASURES": _measures(record),
+        "MEASURES": _quality_table(record, names) + _measures(record),
         "DATA": _json_for_script(data),
         "JS": js,
     })
@@ -601,6 +637,9 @@ def render_index(sessions: Sequence[SessionSummary], title: str = "Batch review 
         err = ""
         if s.error or s.stage:
             err = f'<span class="err">{_e((s.stage + ": ") if s.stage else "")}{_e(s.error or "")}</span>'
+        if c.get("quality_warnings"):
+            err += (f'<span class="err">check the recording: {_e(c["quality_warnings"])} quality '
+                    f'warning{"s" * (c["quality_warnings"] != 1)} (see the report)</span>')
         share = c.get("therapist_talk_share")
         rows.append(
             f'<tr id="row-{_e(s.session_id)}" data-status="{_e(s.status)}"><td>{name}</td>'

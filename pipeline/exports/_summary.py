@@ -69,5 +69,7 @@ def session_counts(record: SessionRecord) -> dict[str, Any]:
         "imbalances": sum(1 for e in ev if e.type == "talk_time_imbalance"),
         "human_coded_events": sum(1 for e in ev if is_human_coded(e)),
         "therapist_talk_share": therapist_talk_share(record),
+        # recording-quality warnings (pipeline.quality); None when the record has no quality block
+        "quality_warnings": None if record.quality is None else len(record.quality.warnings),
     }
     return counts
