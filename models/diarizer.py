@@ -17,7 +17,7 @@ How the pipeline is built (pyannote.audio 4.0.7, see its pipelines/speaker_diari
   download) is passed; agglomerative clustering never calls it.
 - second pass (`cfg.refine_segments`, on by default with CAM++): every segment with at least
   `cfg.refine_min_segment_s` of overlap-free speech is embedded whole with CAM++ and the segments are
-  re-clustered (pipeline/speaker_refine.py), into the known number of speakers when the manifest or the
+  re-clustered (models/speaker_refine.py), into the known number of speakers when the manifest or the
   config gives one. It fixes what chunk-level clustering cannot: two alike voices sharing one chunk-local
   speaker (the short questions of one male flite voice labelled as the other's answers). Measured with
   `scripts/eval_diarization.py --synthetic` (see the README).
@@ -48,7 +48,7 @@ from models.store import resolve
 from pipeline.config import DiarizationConfig, ModelsConfig
 from pipeline.errors import ModelError, SessionError
 from pipeline.records import Audio, Diarization, ModelInfo, Segment
-from pipeline.speaker_refine import recluster, relabel, segment_spans
+from models.speaker_refine import recluster, relabel, segment_spans
 
 # Agglomerative clustering of CAM++ chunk embeddings (cosine distance in [0, 2]). Tuned on synthetic
 # two/three-voice flite sessions (scripts/eval_diarization.py --tune); see the module docstring.
@@ -245,7 +245,7 @@ class Diarizer:
 
     def refine(self, mono: np.ndarray, diar: Diarization, model: CampplusEmbedding,
                num_speakers: int | None = None) -> Diarization:
-        """Second pass (pipeline/speaker_refine.py): re-cluster whole segments on CAM++ embeddings of their
+        """Second pass (models/speaker_refine.py): re-cluster whole segments on CAM++ embeddings of their
         overlap-free speech, into `num_speakers` clusters when the count is known."""
         index, embeddings, weights, old = [], [], [], []
         for i, (seg, parts) in enumerate(zip(diar.overlapping, segment_spans(diar))):

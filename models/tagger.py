@@ -1,7 +1,7 @@
 """Rupture/repair marker classifier (3RS): a text encoder plus small trained linear heads.
 
 `MarkerClassifier` loads once (`__init__`) and classifies every turn of a session (`__call__`), returning
-one `pipeline.tagging.MarkerPrediction` per turn: probabilities over `LABELS` that respect the speaker's
+one `pipeline.records.MarkerPrediction` per turn: probabilities over `LABELS` that respect the speaker's
 role (rupture subtypes only on client turns, repair strategies only on therapist turns, both when the role
 is unknown), and the raw rupture and repair scores that the session-context stage re-weighs
 (`pipeline.tagging.in_context`, with the weights in head.json "context").
@@ -51,9 +51,9 @@ from torch import nn
 from models.store import resolve, sha256_file
 from pipeline.config import ModelsConfig, TaggingConfig
 from pipeline.errors import ModelError, ModelIntegrityError
-from pipeline.records import (CONFRONTATION_SUBTYPES, REPAIR_SUBTYPES, RUPTURE_SUBTYPES, WITHDRAWAL_SUBTYPES,
+from pipeline.records import (CONFRONTATION_SUBTYPES, LABELS, REPAIR_SUBTYPES, RUPTURE_SUBTYPES, WITHDRAWAL_SUBTYPES,
+                              MarkerPrediction, role_mask,
                               ModelInfo, Turn)
-from pipeline.tagging import LABELS, MarkerPrediction, role_mask
 
 HEAD_DIR = Path(__file__).with_name("tagger")
 HEAD_FILE = "head.safetensors"

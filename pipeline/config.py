@@ -88,7 +88,7 @@ class DiarizationConfig:
     min_cluster_size: int | None = None
     # Gaps shorter than this (s) inside one speaker's speech are filled (pyannote's min_duration_off).
     min_duration_off: float = 0.0
-    # Second pass (pipeline/speaker_refine.py): re-cluster whole segments on CAM++ embeddings of their
+    # Second pass (models/speaker_refine.py): re-cluster whole segments on CAM++ embeddings of their
     # overlap-free speech (segments with at least `refine_min_segment_s` of it; the others keep their
     # label); the first pass is kept when a new cluster would hold under `refine_min_cluster_s` of speech.
     refine_segments: bool = True

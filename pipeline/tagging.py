@@ -40,74 +40,7 @@ from statistics import median
 from typing import Any, Sequence
 
 from pipeline.config import TaggingConfig
-from pipeline.records import (
-    CONFRONTATION_SUBTYPES,
-    REPAIR_SUBTYPES,
-    WITHDRAWAL_SUBTYPES,
-    Event,
-    Turn,
-    TurnFeatures,
-)
-
-LABELS: tuple[str, ...] = ("none",) + WITHDRAWAL_SUBTYPES + CONFRONTATION_SUBTYPES + REPAIR_SUBTYPES
-FAMILIES: tuple[str, ...] = ("withdrawal", "confrontation", "repair", "none")
-
-
-def family_of(label: str) -> str:
-    if label == "none":
-        return "none"
-    if label in REPAIR_SUBTYPES:
-        return "repair"
-    return label.split(".", 1)[0]
-
-
-def role_allows(role: str, label: str) -> bool:
-    """Rupture subtypes on client turns, repairs on therapist turns, none on any; all when role unknown."""
-    fam = family_of(label)
-    if fam == "none":
-        return True
-    if role == "client":
-        return fam in ("withdrawal", "confrontation")
-    if role == "therapist":
-        return fam == "repair"
-    if role == "other":
-        return False
-    return True  # unknown
-
-
-def role_mask(role: str, labels: Sequence[str] = LABELS) -> "Any":
-    import numpy as np
-
-    return np.array([role_allows(role, lab) for lab in labels], dtype=bool)
-
-
-@dataclass(frozen=True)
-class MarkerPrediction:
-    """Calibrated label probabilities for one turn (they sum to 1 over the labels the role allows)."""
-
-    turn_index: int
-    probs: tuple[tuple[str, float], ...]
-    # the model's raw scores (log-odds) of "rupture" and "repair" for this turn, when it gives them: the
-    # session-context stage (`in_context`) works on these
-    rupture_logit: float | None = None
-    repair_logit: float | None = None
-
-    def prob(self, label: str) -> float:
-        return dict(self.probs).get(label, 0.0)
-
-    def family_probs(self) -> dict[str, float]:
-        out = {f: 0.0 for f in FAMILIES}
-        for lab, p in self.probs:
-            out[family_of(lab)] += p
-        return out
-
-    def best_subtype(self, family: str) -> tuple[str, float]:
-        """Most likely subtype of a family, and its share of the family's mass."""
-        items = [(lab, p) for lab, p in self.probs if family_of(lab) == family]
-        lab, p = max(items, key=lambda x: x[1])
-        total = sum(q for _, q in items)
-        return lab, (p / total if total > 0 else 0.0)
-
+from pipeline.records import Event, MarkerPrediction, Turn, TurnFeatures, family_of
 
 @dataclass(frozen=True)
 class Decision:

@@ -227,7 +227,7 @@ def tune(cfg: DiarizationConfig) -> None:
 
 
 def synthetic(cfg: DiarizationConfig, dirs: list[Path], min_segment_s: list[float]) -> None:
-    """First pass vs second pass (pipeline/speaker_refine.py) DER on synthetic sessions (`*.flac` with
+    """First pass vs second pass (models/speaker_refine.py) DER on synthetic sessions (`*.flac` with
     `*.rttm` and `*_truth.json` from scripts/make_synthetic_sessions.py), with the session's true number of
     speakers as the manifest would give it. The first pass runs once per session; the second pass is
     repeated for each `min_segment_s` value."""

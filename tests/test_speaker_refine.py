@@ -1,4 +1,4 @@
-"""Second-pass speaker assignment (pipeline/speaker_refine.py): pure functions on hand-made records, and
+"""Second-pass speaker assignment (models/speaker_refine.py): pure functions on hand-made records, and
 the Diarizer's refinement on a real two-voice flite clip."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.records import Diarization, Segment
-from pipeline.speaker_refine import recluster, relabel, segment_spans
+from models.speaker_refine import recluster, relabel, segment_spans
 
 
 def diar(ov: list[tuple[float, float, str]], ex: list[tuple[float, float, str]] | None = None) -> Diarization:

@@ -17,7 +17,8 @@ from pipeline.config import ModelsConfig, TaggingConfig
 from pipeline.errors import ModelError, ModelIntegrityError
 from pipeline.records import Turn
 from pipeline.measures import turn_features
-from pipeline.tagging import LABELS, role_allows, rupture_metrics, tag_turns
+from pipeline.records import LABELS, role_allows
+from pipeline.tagging import rupture_metrics, tag_turns
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]  # MiniLM from the model store
 

@@ -9,13 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import TaggingConfig
-from pipeline.records import REPAIR_SUBTYPES, RUPTURE_SUBTYPES, Turn, TurnFeatures
+from pipeline.records import (LABELS, REPAIR_SUBTYPES, RUPTURE_SUBTYPES, MarkerPrediction, Turn, TurnFeatures,
+                              family_of, role_allows)
 from pipeline.tagging import (
-    LABELS,
-    MarkerPrediction,
     decide,
-    family_of,
-    role_allows,
     rupture_metrics,
     context_inputs,
     in_context,

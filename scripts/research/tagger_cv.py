@@ -107,7 +107,7 @@ def bow_scorer(train_tabs: Sequence[Table], score_tab: Table, C: float = 1.0) ->
 
 def baseline_outputs(fit_scorer_for, decision: Mapping, convs: Sequence[Conversation], train_ids: set[str],
                      table: Table) -> dict[str, list[TurnOutput]]:  # type: ignore[no-untyped-def]
-    from pipeline.tagging import LABELS, MarkerPrediction
+    from pipeline.records import LABELS, MarkerPrediction
 
     scorer = fit_scorer_for(table)(train_ids)
     cfg = tagging_config(decision)

@@ -117,7 +117,7 @@ def written_table(encoder, data_dir: Path, context_turns: int, cache_dir: Path |
     stage-1 training rows: it covers subtypes and styles the real talk lacks (explicit complaints about
     homework or the therapist). It is never scored."""
     from models.tagger import Example
-    from pipeline.tagging import family_of
+    from pipeline.records import family_of
 
     examples, roles, labels, subs = [], [], [], []
     for name in WRITTEN_FILES:
@@ -440,7 +440,7 @@ def write_head(out_dir: Path, fitted: dict, info: Mapping[str, object]) -> str:
     from safetensors.numpy import save_file
 
     from models.tagger import HEAD_CONFIG, HEAD_FILE, head_digest
-    from pipeline.tagging import LABELS
+    from pipeline.records import LABELS
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in fitted["tensors"].items()}
