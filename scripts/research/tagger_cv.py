@@ -22,7 +22,7 @@ import numpy as np
 from research.realtalk import Conversation, TaggedTurn
 from research.tagger_metrics import TurnOutput, score
 from research.tagger_train import (LOG, FitScorer, Table, TrainSettings, _logreg, fit_decision, lexical_part,
-                                   oof_scores, train_head, turns_of)
+                                   oof_scores, text_rows, train_head, turns_of)
 
 EVAL_KINDS = ("noised", "clean", "noised_noroles")
 IDENTITY_CONTEXT = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
@@ -80,18 +80,8 @@ def bow_scorer(train_tabs: Sequence[Table], score_tab: Table, C: float = 1.0) ->
     def fit(convs: set[str]) -> object:
         vc = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
         vp = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-        roles, labels = [], []
-        cur_all, prev_all = [], []
-        for tab in train_tabs:
-            rows = np.flatnonzero(np.isin(np.asarray(tab.convs), list(convs)))
-            c, p = tab.texts(rows)
-            cur_all += c
-            prev_all += p
-            roles.append(tab.roles[rows])
-            labels.append(tab.labels[rows])
+        cur_all, prev_all, role, lab = text_rows(train_tabs, convs)
         X = hstack([vc.fit_transform(cur_all), vp.fit_transform(prev_all)]).tocsr()
-        role = np.concatenate(roles)
-        lab = np.concatenate(labels)
         models = []
         for r, pos in (("client", ("withdrawal", "confrontation")), ("therapist", ("repair",))):
             m = (role == r) & (lab != "dontcare")

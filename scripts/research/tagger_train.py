@@ -213,6 +213,21 @@ def stage1_scores(tensors: Mapping[str, np.ndarray], X: np.ndarray) -> tuple[np.
 IDENTITY_BLEND = np.array([1.0, 0.0, 0.0])
 
 
+def text_rows(tables: Sequence[Table], convs: set[str]) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """The rows of `convs` in every table: turn texts, the texts of the turns before, roles, labels."""
+    cur: list[str] = []
+    prev: list[str] = []
+    roles, labels = [], []
+    for t in tables:
+        rows = np.flatnonzero(np.isin(np.asarray(t.convs), list(convs)))
+        c, p = t.texts(rows)
+        cur += c
+        prev += p
+        roles.append(t.roles[rows])
+        labels.append(t.labels[rows])
+    return cur, prev, np.concatenate(roles), np.concatenate(labels)
+
+
 def fit_lexical(tables: Sequence[Table], convs: set[str], C: float = 1.0) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
     """The lexical part (models.tagger.LexicalHeads) fitted on the rows of `convs`: a vocabulary of the terms
     (models.tagger.lexical_terms) seen in at least two training turns with their smoothed idf, and
@@ -223,18 +238,10 @@ def fit_lexical(tables: Sequence[Table], convs: set[str], C: float = 1.0) -> tup
 
     from models.tagger import lexical_terms
 
-    cur, prev, roles, labels = [], [], [], []
-    for t in tables:
-        rows = np.flatnonzero(np.isin(np.asarray(t.convs), list(convs)))
-        c, p = t.texts(rows)
-        cur += c
-        prev += p
-        roles.append(t.roles[rows])
-        labels.append(t.labels[rows])
+    cur, prev, role, lab = text_rows(tables, convs)
     vec = TfidfVectorizer(analyzer=lexical_terms, min_df=2, sublinear_tf=True, norm="l2", smooth_idf=True)
     vec.fit(cur)
     X = hstack([vec.transform(cur), vec.transform(prev)]).tocsr()
-    role, lab = np.concatenate(roles), np.concatenate(labels)
     out = {"lex.idf": np.asarray(vec.idf_, dtype=np.float64),
            "blend.rupture": IDENTITY_BLEND.copy(), "blend.repair": IDENTITY_BLEND.copy()}
     for name, r, positive in (("rupture", "client", RUPTURE), ("repair", "therapist", ("repair",))):
