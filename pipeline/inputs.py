@@ -1,5 +1,11 @@
 """Turning command-line INPUTs (audio files, folders, manifest CSVs) into session jobs, with the consent gate.
 
+A manifest row is one session. It names one recording (`audio`), or, for a telehealth call recorded as one file
+per participant, the participants' files (`tracks`, `;`-separated, first = channel ch0) with optional start
+times (`track_offsets_s`) and, in `audio`, the platform's mixed recording if there is one (used only to align
+the tracks): see pipeline.tracks. A repeated `session_id` is never read as tracks of one session (two
+recordings given one id by mistake would be merged): it stays a refused duplicate.
+
 A manifest row is processed only when `consent_recording` and `consent_analysis` are both true; plain audio
 paths only when the operator passes `--consent-on-file` (an attestation recorded in the audit log). Anything
 else becomes a `Refusal`, never a job.
@@ -9,12 +15,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 from pipeline.errors import UsageError
+from pipeline.tracks import MAX_TRACKS, TrackSet
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac", ".wma", ".mp4",
                               ".webm", ".aiff", ".aif", ".caf", ".mka"})
@@ -22,7 +30,9 @@ MANIFEST_REQUIRED = ("audio", "consent_recording", "consent_analysis")
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0", ""}
 _KNOWN_COLUMNS = frozenset({"audio", "session_id", "consent_recording", "consent_analysis", "consent_date",
-                            "num_speakers", "therapist"})
+                            "num_speakers", "therapist", "tracks", "track_offsets_s"})
+# A track offset beyond this is a typo (recordings are at most pipeline.audio.MAX_DURATION_S long).
+MAX_TRACK_OFFSET_S = 8 * 3600.0
 _SAFE_ID = re.compile(r"[^\w.\-]+", re.UNICODE)
 
 
@@ -35,6 +45,14 @@ class SessionJob:
     num_speakers: int | None = None
     therapist: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # One file per participant (manifest `tracks`); then `audio_path` is the mix when given, else the first
+    # track (what the report plays), and the session reads `tracks.files`.
+    tracks: TrackSet | None = None
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file this session reads."""
+        return self.tracks.files if self.tracks is not None else (self.audio_path,)
 
 
 @dataclass(frozen=True)
@@ -43,6 +61,7 @@ class Refusal:
     source: str
     reason: str
     audio_path: Path | None = None  # the recording a manifest row refused (None: not from a manifest row)
+    other_files: tuple[Path, ...] = ()  # the row's other files (telehealth tracks, mix)
 
 
 # A session id is a folder name: file systems allow 255 bytes; a longer id crashed the batch with
@@ -118,17 +137,31 @@ def read_manifest(path: Path) -> tuple[list[SessionJob], list[Refusal]]:
             raise UsageError(f"{where}: more cells than the header has columns (an unquoted comma?); put the "
                              "cell in double quotes (the cell's content is not shown)")
         row = {(k or "").strip(): (v or "").strip() for k, v in raw_row.items() if k is not None}
-        if not row.get("audio"):
+        track_paths = _track_paths(row, path, where)
+        if not row.get("audio") and not track_paths:
             raise UsageError(f"{where}: empty 'audio' path")
-        audio = (path.parent / row["audio"]).resolve() if not Path(row["audio"]).is_absolute() else Path(row["audio"])
-        sid = safe_session_id(row.get("session_id") or audio.stem)
+        mix = _manifest_path(row["audio"], path) if row.get("audio") else None
+        audio = mix if mix is not None else track_paths[0]
+        sid = safe_session_id(row.get("session_id") or (track_paths[0] if track_paths else audio).stem)
         rec = _bool(row.get("consent_recording", ""), "consent_recording", where)
         ana = _bool(row.get("consent_analysis", ""), "consent_analysis", where)
+        others = tuple(p for p in track_paths if p != audio)
         if not (rec and ana):
             lacking = [c for c, ok in (("consent_recording", rec), ("consent_analysis", ana)) if not ok]
+            what = f"the {len(track_paths)} tracks were" if track_paths else "the session was"
             refusals.append(Refusal(sid, str(path), f"no recorded consent ({' and '.join(lacking)} not true in the "
-                                                   "manifest); the session was not processed", audio))
+                                                   f"manifest); {what} not processed", audio, others))
             continue
+        tracks: TrackSet | None = None
+        if track_paths:
+            if len(track_paths) > MAX_TRACKS:
+                refusals.append(Refusal(sid, str(path), f"{len(track_paths)} tracks: the per-speaker path takes "
+                                                       f"{MAX_TRACKS} (one file per participant, therapist and client); "
+                                                       "the session was not processed", audio, others))
+                continue
+            tracks = TrackSet(tuple(track_paths), _track_offsets(row, len(track_paths), where), mix)
+        elif row.get("track_offsets_s"):
+            raise UsageError(f"{where}: track_offsets_s needs a tracks cell (the files they belong to)")
         ns = row.get("num_speakers") or ""
         try:
             num_speakers = int(ns) if ns else None
@@ -141,9 +174,51 @@ def read_manifest(path: Path) -> tuple[list[SessionJob], list[Refusal]]:
             session_id=sid, audio_path=audio, consent_source="manifest",
             consent_date=row.get("consent_date") or None, num_speakers=num_speakers,
             therapist=row.get("therapist") or None,
-            metadata={k: v for k, v in row.items() if k not in known},
+            metadata={k: v for k, v in row.items() if k not in known}, tracks=tracks,
         ))
     return jobs, refusals
+
+
+def _manifest_path(cell: str, manifest: Path) -> Path:
+    """A path in a manifest cell: relative to the manifest's folder unless absolute."""
+    return Path(cell) if Path(cell).is_absolute() else (manifest.parent / cell).resolve()
+
+
+def _track_paths(row: Mapping[str, str], manifest: Path, where: str) -> list[Path]:
+    """The row's `tracks` cell: `;`-separated paths, one per participant (empty: not a multi-track row)."""
+    cell = row.get("tracks", "")
+    if not cell:
+        return []
+    parts = [p.strip() for p in cell.split(";")]
+    if any(not p for p in parts):
+        raise UsageError(f"{where}, column tracks: an empty path (separate the files with ';', none empty)")
+    if len(parts) == 1:
+        raise UsageError(f"{where}, column tracks: one file only; a single recording goes in the audio column")
+    paths = [_manifest_path(p, manifest) for p in parts]
+    if len(set(paths)) < len(paths):
+        raise UsageError(f"{where}, column tracks: the same file twice (one file per participant)")
+    if row.get("audio") and _manifest_path(row["audio"], manifest) in paths:
+        raise UsageError(f"{where}: the audio column (the mixed recording) names one of the tracks")
+    return paths
+
+
+def _track_offsets(row: Mapping[str, str], n: int, where: str) -> tuple[float, ...] | None:
+    """The row's `track_offsets_s`: each track's start on the session timeline, `;`-separated seconds."""
+    cell = row.get("track_offsets_s", "")
+    if not cell:
+        return None
+    try:
+        offsets = tuple(float(p) for p in cell.split(";"))
+    except ValueError:
+        raise UsageError(f"{where}, column track_offsets_s: numbers of seconds separated by ';' (one per "
+                         "track)") from None
+    if len(offsets) != n:
+        raise UsageError(f"{where}, column track_offsets_s: {len(offsets)} offsets for {n} tracks (one per track, "
+                         "in the order of the tracks column)")
+    if not all(math.isfinite(o) and abs(o) <= MAX_TRACK_OFFSET_S for o in offsets):
+        raise UsageError(f"{where}, column track_offsets_s: offsets must be finite and within "
+                         f"{MAX_TRACK_OFFSET_S / 3600:.0f} hours")
+    return offsets
 
 
 def collect_jobs(inputs: list[str], consent_on_file: bool) -> tuple[list[SessionJob], list[Refusal]]:
@@ -167,13 +242,13 @@ def collect_jobs(inputs: list[str], consent_on_file: bool) -> tuple[list[Session
             decided = _folder_manifest_decisions(p)
         else:
             files = [p]
+        taken: set[int] = set()  # a manifest's decision covers every file of its row (tracks): taken once
         for f in files:
             known = decided.get(f.resolve())
-            if isinstance(known, Refusal):
-                refusals.append(known)
-                continue
-            if isinstance(known, SessionJob):
-                jobs.append(known)
+            if known is not None:
+                if id(known) not in taken:
+                    taken.add(id(known))
+                    (refusals if isinstance(known, Refusal) else jobs).append(known)  # type: ignore[arg-type]
                 continue
             sid = safe_session_id(f.stem)
             if not consent_on_file:
@@ -203,10 +278,11 @@ def _folder_manifest_decisions(folder: Path) -> dict[Path, SessionJob | Refusal]
     for m in sorted(q for q in folder.rglob("*") if q.is_file() and q.suffix.lower() == ".csv" and _is_manifest(q)):
         m_jobs, m_refusals = read_manifest(m)
         for r in m_refusals:  # a refusal wins over any other row for the same recording
-            if r.audio_path is not None:
-                decided[r.audio_path.resolve()] = r
+            for f in ((r.audio_path,) if r.audio_path is not None else ()) + r.other_files:
+                decided[f.resolve()] = r
         for j in m_jobs:
-            decided.setdefault(j.audio_path.resolve(), j)
+            for f in j.files:
+                decided.setdefault(f.resolve(), j)
     return decided
 
 

@@ -4,7 +4,8 @@ A session is due when its session.json was created (provenance `created`) more t
 session:
 - its raw recording (found through INPUT: the same manifests, folders or files given to `rupture run`) is
   deleted, but only when the file's sha256 equals the input sha256 recorded in session.json: a file that
-  changed since is never touched;
+  changed since is never touched (a session given as one file per participant: every track and the mix,
+  each checked against its sha256 in provenance.input.tracks / .mix, and none deleted if one changed);
 - with `transcripts=True`, the text goes too: the text exports (EAF, VTT, TextGrid, transcript.txt) are
   deleted, session.json keeps timings, speakers, measures and events but loses every word, turn text and
   event evidence, and the review page and CSV tables are rewritten from that redacted record. The batch
@@ -64,7 +65,7 @@ def purge(out_dir: Path, jobs: Sequence[SessionJob], older_than_days: float, *, 
         raise UsageError(f"output folder not found: {out_dir}")
     now = now or datetime.now(timezone.utc)
     cutoff = now - timedelta(days=older_than_days)
-    audio_of = {j.session_id: j.audio_path for j in jobs}
+    audio_of = {j.session_id: j for j in jobs}
     os.umask(0o077)
     audit_path = audit_log_path(out_dir, audit_log)
     try:
@@ -73,7 +74,7 @@ def purge(out_dir: Path, jobs: Sequence[SessionJob], older_than_days: float, *, 
         raise UsageError(e.strerror) from None
 
 
-def _purge_locked(out_dir: Path, audio_of: dict[str, Path], older_than_days: float, cutoff: datetime,
+def _purge_locked(out_dir: Path, audio_of: dict[str, SessionJob], older_than_days: float, cutoff: datetime,
                   now: datetime, transcripts: bool, dry_run: bool, audit_path: Path) -> list[PurgeItem]:
     from pipeline.runner import AuditLog, BatchResult, _flock, _write_index
 
@@ -105,7 +106,7 @@ def _purge_locked(out_dir: Path, audio_of: dict[str, Path], older_than_days: flo
                 if audio is None:
                     why_kept = "no INPUT names this session's recording"
                 else:
-                    why_kept = _delete_recording(audio, want_sha, dry_run)
+                    why_kept = _delete_recordings(_recordings(audio, prov.get("input", {})), dry_run)
                     if why_kept is None:
                         deleted.append("audio")
                 already = (prov.get("purged") or {}).get("transcripts", False)
@@ -132,6 +133,42 @@ def _purge_locked(out_dir: Path, audio_of: dict[str, Path], older_than_days: flo
 
 
 _NOT_DELETED = "could not delete the recording"
+
+
+def _recordings(job: SessionJob, recorded: Any) -> list[tuple[Path, str | None]]:
+    """(file, sha256 recorded in session.json) for every file of the session: its recording, or for a
+    session given as one file per participant each track (provenance.input.tracks) and the mix."""
+    recorded = recorded if isinstance(recorded, dict) else {}
+    if job.tracks is None:
+        return [(job.audio_path, recorded.get("sha256"))]
+    shas = [t.get("sha256") if isinstance(t, dict) else None for t in recorded.get("tracks") or []]
+    if len(shas) != len(job.tracks.tracks):
+        shas = [None] * len(job.tracks.tracks)
+    out = list(zip(job.tracks.tracks, shas))
+    if job.tracks.mix is not None:
+        mix = recorded.get("mix")
+        out.append((job.tracks.mix, mix.get("sha256") if isinstance(mix, dict) else None))
+    return out
+
+
+def _delete_recordings(files: Sequence[tuple[Path, str | None]], dry_run: bool) -> str | None:
+    """Delete every file of a session (see `_delete_recording`) only when each one that is still there is
+    the one that was processed: a session given as several files is never half deleted because one of them
+    changed. None when deleted (or would be), else why they were kept."""
+    if len(files) == 1:
+        return _delete_recording(files[0][0], files[0][1], dry_run)
+    checks = [_delete_recording(f, sha, True) for f, sha in files]
+    blocking = [(f, why) for (f, _), why in zip(files, checks) if why is not None and why != "recording already gone"]
+    if blocking:
+        return f"{blocking[0][0].name}: {blocking[0][1]}"
+    if all(why is not None for why in checks):
+        return "recording already gone"
+    for (f, sha), why in zip(files, checks):
+        if why is None and not dry_run:
+            failed = _delete_recording(f, sha, False)
+            if failed is not None:
+                return failed
+    return None
 
 
 def _delete_recording(audio: Path, want_sha: str | None, dry_run: bool) -> str | None:

@@ -42,7 +42,7 @@ import stat
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -256,6 +256,16 @@ def input_sha256(path: Path) -> str | None:
         return None
 
 
+def job_input_sha256(job: SessionJob) -> str | None:
+    """The digest a session's outputs are tied to: its file's sha256, or for a session given as one file per
+    participant, a digest of every file's sha256 and the manifest's offsets (pipeline.tracks)."""
+    if job.tracks is not None:
+        from pipeline.tracks import tracks_sha256
+
+        return tracks_sha256(job.tracks)
+    return input_sha256(job.audio_path)
+
+
 def recorded_input_sha256(session_dir: Path) -> str | None:
     """The input sha256 that the session.json already in `session_dir` records (None: none there)."""
     sj = session_dir / "session.json"
@@ -389,7 +399,7 @@ def _run_batch_locked(jobs: list[SessionJob], refusals: list[Refusal], out_dir: 
                          if a.get("event") == "processed"}
         pending: list[tuple[SessionJob, str | None]] = []
         for job in jobs:
-            sha = input_sha256(job.audio_path)
+            sha = job_input_sha256(job)
             earlier = recorded_input_sha256(out_dir / job.session_id)
             if sha and earlier and earlier != sha and not force:
                 reason = ("the output folder already holds this session id for a different input (sha256 "
@@ -474,6 +484,8 @@ def _process_locked(proc: Any, job: SessionJob, sha: str | None, session_dir: Pa
     try:
         req = SessionRequest(job.session_id, job.audio_path, job.num_speakers, job.therapist, dict(job.metadata),
                              input_sha256=sha)
+        if job.tracks is not None:  # one file per participant (pipeline.tracks)
+            req = replace(req, tracks=job.tracks)
         record = proc(req, hook=timer, created=now_iso())
         audio_path = job.audio_path if getattr(proc, "has_audio", True) else None
         write_outputs(record, session_dir, audio_path, cfg,

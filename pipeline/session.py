@@ -33,6 +33,7 @@ from pipeline.records import (Audio, Diarization, Event, Levels, ModelInfo, Segm
                               Transcript, Turn, Word)
 from pipeline.roles import assign_roles
 from pipeline.tagging import rupture_metrics, tag_turns
+from pipeline.tracks import TrackSet, load_tracks
 from pipeline.turns import attribute_words, build_turns, with_roles
 
 
@@ -73,6 +74,7 @@ class SessionRequest:
     therapist: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     input_sha256: str | None = None  # the runner hashes each input once (skip check); None: hash it here
+    tracks: TrackSet | None = None  # one file per participant (telehealth): aligned, one channel each
 
 
 def analyse_conversation(session_id: str, duration_s: float, turns: tuple[Turn, ...], words: tuple[Word, ...] | None,
@@ -196,7 +198,9 @@ def _safe_message(e: Exception) -> str:
 
 def process_session(req: SessionRequest, proc: SessionProcessor, hook: Hook = _no_hook, created: str = "") -> SessionRecord:
     cfg = proc.cfg
-    audio: Audio = _stage("audio")(load_audio)(req.audio_path, cfg.audio, sha256=req.input_sha256)
+    aligned = _stage("audio")(load_tracks)(req.tracks, cfg.audio, req.input_sha256) if req.tracks else None
+    audio: Audio = aligned.audio if aligned else _stage("audio")(load_audio)(req.audio_path, cfg.audio,
+                                                                             sha256=req.input_sha256)
     hook("audio", audio)
 
     diar: Diarization | None = None
@@ -233,7 +237,7 @@ def process_session(req: SessionRequest, proc: SessionProcessor, hook: Hook = _n
         "config": to_dict(cfg),
         "package_version": __version__,
         "created": created,
-        "input": {"path_name": req.audio_path.name, "sha256": audio.sha256,
+        "input": aligned.provenance if aligned else {"path_name": req.audio_path.name, "sha256": audio.sha256,
                   "sample_rate": audio.source_sample_rate, "channels": audio.source_channels},
         "diarization_method": diar.method,
         "asr_language": transcript.language,
