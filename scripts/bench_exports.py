@@ -14,12 +14,10 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.records import (  # noqa: E402
     INTERRUPTION_SUBTYPES,

@@ -43,7 +43,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 DEMO = ROOT / "pipeline" / "demo" / "demo.flac"
 
 

@@ -38,7 +38,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.records import REPAIR_SUBTYPES, RUPTURE_SUBTYPES  # noqa: E402  (the CONTRACT vocabulary)
 
 LABELS: tuple[str, ...] = ("none",) + RUPTURE_SUBTYPES + REPAIR_SUBTYPES

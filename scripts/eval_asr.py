@@ -27,9 +27,6 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-_REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
 
 from pipeline.scoring import (diarization_error_rate, read_rttm, speaker_word_error_counts,  # noqa: E402
                               word_error_counts)

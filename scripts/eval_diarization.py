@@ -30,8 +30,6 @@ import time
 from pathlib import Path
 
 _REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
 
 import pipeline.offline  # noqa: E402,F401
 

@@ -67,9 +67,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-_REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
 
 from pipeline.config import MeasuresConfig, load_config  # noqa: E402
 from pipeline.measures import measure_conversation  # noqa: E402

@@ -41,8 +41,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 _REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
 
 from pipeline.config import ProsodyConfig  # noqa: E402
 from pipeline.prosody import analyse_prosody  # noqa: E402
@@ -162,7 +160,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="therapist:client flite voices (slt female; rms, awb, kal male)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(_REPO / "scripts"))
     import synth  # scripts/synth.py
 
     sox_exe = shutil.which("sox")

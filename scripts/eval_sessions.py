@@ -36,9 +36,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-_REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
 
 from pipeline.records import Event  # noqa: E402
 from pipeline.serialize import event_from_dict, read_session_json  # noqa: E402

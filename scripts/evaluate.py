@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from pipeline.audio import load_audio  # noqa: E402
 from pipeline.config import load_config  # noqa: E402

@@ -45,7 +45,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synth import Line, Part, Script, SynthError, check_text, manifest_csv, render_script, write_session  # noqa: E402
 

@@ -14,10 +14,8 @@ Outputs: demo.flac, demo.rttm, demo.stm, demo_truth.json, demo_transcript.csv, m
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synth import Line, Part, Script, manifest_csv, render_script, write_session  # noqa: E402
 

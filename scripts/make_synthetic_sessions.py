@@ -36,14 +36,12 @@ one `manifest.csv` (CONTRACT manifest, consent true, `therapist` empty, extra co
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synth import Line, Part, Script, manifest_csv, render_script, write_session  # noqa: E402
 

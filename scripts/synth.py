@@ -47,7 +47,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,9 +54,6 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-_REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
 
 from pipeline.records import REPAIR_SUBTYPES, RUPTURE_SUBTYPES, Event  # noqa: E402
 from pipeline.serialize import atomic_write_text, event_to_dict  # noqa: E402

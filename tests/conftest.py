@@ -21,7 +21,6 @@ from __future__ import annotations
 import pipeline.offline  # noqa: F401
 
 import os
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -57,9 +56,6 @@ def stereo_clip() -> Path:
 def flite_synth() -> ModuleType:
     """scripts/synth.py (scripted dialogue rendered with Debian flite). Skips where flite is missing, except
     in CI (CI=true): the CI script installs flite, so a missing flite is a failure there, not a skip."""
-    scripts = str(ROOT / "scripts")
-    if scripts not in sys.path:
-        sys.path.insert(0, scripts)
     import synth
 
     if not synth.flite_available() and not os.environ.get("CI"):

@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 import eval_sessions as ev  # noqa: E402
 from eval_sessions import SessionTruth  # noqa: E402

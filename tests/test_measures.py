@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from pipeline.serialize import event_to_dict
 from pipeline.turns import build_turns
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 
 import eval_measures  # noqa: E402
 import synth  # noqa: E402

@@ -281,7 +281,7 @@ def test_recovers_sox_pitch_tempo_and_gain_changes(flite_synth, sox, transcriber
     with sox changes on six (pitch +/-300 cents, tempo 0.75/1.25, gain -10 dB); each change recovered
     within 0.5 semitone / 10% speech rate / 1.5 dB, and every other line and measure within those bounds
     of no change."""
-    import eval_prosody as ev  # scripts/ is on sys.path via the flite_synth fixture
+    import eval_prosody as ev  # scripts/ is on sys.path (pyproject.toml: pythonpath)
 
     voices = {"T": "slt", "C": "rms"}
     plain = ev.measure(transcriber, *ev.render(flite_synth, sox, voices, False, tmp_path), CFG)

@@ -7,14 +7,12 @@ when Debian flite is not installed.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-sys.path.insert(0, str(SCRIPTS))
 
 import synth  # noqa: E402
 from synth import Line, Part, Script, SynthError, Utterance  # noqa: E402

@@ -2,11 +2,9 @@
 (no shared exchange), and every subtype is represented."""
 
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 
 import check_tagger_corpus as cc  # noqa: E402
 
