@@ -13,12 +13,14 @@ Where each track starts on the session timeline, in order of precedence:
 1. `manifest`: the row's `track_offsets_s` (the platform's recording start times), taken as given.
 2. `mix`: the platform's mixed recording of the same call (the row's `audio`): each track is found in it by
    cross-correlation, so the offsets are the tracks' starts on the mix's timeline.
-3. `crosstalk`: no mix: each track is cross-correlated with the first one. This works only where each
+3. `metadata`: every track is a Broadcast WAV whose `bext` chunk holds its start (OriginationDate and
+   TimeReference, the sample count since midnight): exact where the recorders shared one clock. Below the
+   mix because participants' devices each keep their own clock; all-zero references (a writer's default)
+   count as absent. Other containers (m4a, webm) carry no start time reliable to the 20 ms this needs.
+4. `crosstalk`: no mix, no metadata: each track is cross-correlated with the first one. This works only where each
    microphone picks up the other participant faintly (speakers, an open room); platforms that cancel the
    echo leave nothing in common, and the session fails with a message asking for (1) or (2). Clean
    synthetic tracks without leakage cannot be aligned so either.
-Start-time tags in the files' metadata are not read: the common containers (m4a, webm, wav) carry none
-that is reliable to the 20 ms this needs.
 
 Cross-correlation: GCC-PHAT (cross-spectrum whitened to unit magnitude, which sharpens the peak and makes it
 insensitive to each microphone's colouring and the codec's level), first on the whole signals resampled to
@@ -26,8 +28,8 @@ COARSE_SR (1 ms steps; an hour is 3.6 M points, one FFT), then refined at the fu
 peak on the track's loudest windows. The peak's height over the next highest peak
 (`peak_ratio`) says whether the two signals share anything; below MIN_PEAK_RATIO the offset is not trusted.
 
-Timeline: t = 0 is the reference's start (the manifest's session start, the mix's start, or the first
-track's start), moved earlier to the earliest track's start when a track starts before it. Each track is
+Timeline: t = 0 is the reference's start (the manifest's session start, the mix's start, the earliest
+start time in the files, or the first track's start), moved earlier to the earliest track's start when a track starts before it. Each track is
 placed at its offset and zero-padded to the longest end.
 """
 
@@ -56,7 +58,7 @@ REFINE_MARGIN_S = 0.004
 # at -40 dB 1.8-3.9 (30 s to 2 min of speech).
 MIN_PEAK_RATIO = 1.5
 PEAK_EXCLUSION_S = 0.02
-OFFSET_SOURCES = ("manifest", "mix", "crosstalk")
+OFFSET_SOURCES = ("manifest", "mix", "metadata", "crosstalk")
 
 
 @dataclass(frozen=True)
@@ -173,13 +175,16 @@ def estimate_offset(reference: np.ndarray, signal: np.ndarray, sample_rate: int,
 
 
 def resolve_offsets(tracks: Sequence[np.ndarray], sample_rate: int, given: Sequence[float] | None = None,
-                    mix: np.ndarray | None = None, names: Sequence[str] | None = None) -> tuple[OffsetEstimate, ...]:
-    """Each track's start on the session timeline (see the module docstring: manifest, then mix, then
-    crosstalk; then shifted so that no track starts before 0). Raises AudioError when an offset cannot be
-    measured (nothing in common between the signals)."""
+                    mix: np.ndarray | None = None, names: Sequence[str] | None = None,
+                    stamped: Sequence[float] | None = None) -> tuple[OffsetEstimate, ...]:
+    """Each track's start on the session timeline (see the module docstring: `given` by the manifest, then
+    found in the `mix`, then the files' `stamped` start times, then crosstalk; then shifted so that no track
+    starts before 0). Raises AudioError when an offset cannot be measured (nothing in common)."""
     names = list(names) if names is not None else [f"track {i + 1}" for i in range(len(tracks))]
     if given is not None:
         raw = [OffsetEstimate(float(o), "manifest") for o in given]
+    elif mix is None and stamped is not None:
+        raw = [OffsetEstimate(float(o) - min(stamped), "metadata") for o in stamped]
     elif mix is not None:
         raw = []
         for t, name in zip(tracks, names):
@@ -229,6 +234,49 @@ def tracks_sha256(trackset: TrackSet) -> str | None:
     return _combined(shas[:len(trackset.tracks)], shas[len(trackset.tracks):], trackset.offsets_s)
 
 
+def bwf_start_s(path: Path) -> float | None:
+    """A Broadcast WAV's start time from its `bext` chunk: days since 2000-01-01 (OriginationDate) times
+    86400 plus TimeReference / sample rate, in seconds. None for anything else: not a RIFF/WAVE file, no
+    `bext` or `fmt ` chunk, an unreadable date, a zero TimeReference (most writers' default). Reads only the
+    chunk headers, never the audio."""
+    import datetime
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            rate = ref = date = None
+            for _ in range(64):  # a WAV has a handful of chunks; a hostile one does not make this loop forever
+                ck = f.read(8)
+                if len(ck) < 8:
+                    break
+                cid, size = ck[:4], struct.unpack("<I", ck[4:])[0]
+                if cid == b"fmt " and size >= 8:
+                    rate = struct.unpack("<I", f.read(8)[4:8])[0]
+                    f.seek(size - 8 + (size & 1), 1)
+                elif cid == b"bext" and size >= 346:
+                    body = f.read(346)
+                    date = body[320:330].decode("ascii", "replace")
+                    lo, hi = struct.unpack("<II", body[338:346])
+                    ref = lo | hi << 32
+                    f.seek(size - 346 + (size & 1), 1)
+                else:
+                    f.seek(size + (size & 1), 1)
+                if rate is not None and ref is not None:
+                    break
+    except (OSError, struct.error):
+        return None
+    if not rate or not ref or date is None:
+        return None
+    try:
+        day = datetime.date(int(date[0:4]), int(date[5:7]), int(date[8:10]))
+    except ValueError:
+        return None
+    return (day - datetime.date(2000, 1, 1)).days * 86400.0 + ref / rate
+
+
 def _file_sha256(path: Path) -> str | None:
     """sha256 of a regular file; None for anything else (a FIFO would block) or an unreadable one."""
     import os
@@ -258,8 +306,10 @@ def load_tracks(trackset: TrackSet, cfg: AudioConfig, sha256: str | None = None)
     mix = load_audio(trackset.mix, cfg) if trackset.mix is not None else None
     names = [p.name for p in trackset.tracks]
     monos = [a.mono for a in loaded]
+    stamped = [bwf_start_s(p) for p in trackset.tracks]
     offsets = resolve_offsets(monos, cfg.sample_rate, trackset.offsets_s,
-                              mix.mono if mix is not None and trackset.offsets_s is None else None, names)
+                              mix.mono if mix is not None and trackset.offsets_s is None else None, names,
+                              stamped=None if any(s is None for s in stamped) else [float(s or 0) for s in stamped])
     samples = place_tracks(monos, [o.offset_s for o in offsets], cfg.sample_rate)
     digest = sha256 or _combined([a.sha256 for a in loaded], [mix.sha256] if mix is not None else [],
                                  trackset.offsets_s)

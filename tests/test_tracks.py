@@ -20,7 +20,7 @@ from pipeline.errors import AudioError, UsageError
 from pipeline.inputs import SessionJob, collect_jobs, read_manifest
 from pipeline.purge import _delete_recordings, _recordings
 from pipeline.runner import job_input_sha256
-from pipeline.tracks import (MIN_PEAK_RATIO, TrackSet, estimate_offset, load_tracks, place_tracks,
+from pipeline.tracks import (MIN_PEAK_RATIO, TrackSet, bwf_start_s, estimate_offset, load_tracks, place_tracks,
                              resolve_offsets, tracks_sha256)
 
 SR = 16000
@@ -194,6 +194,63 @@ def test_load_tracks_aligns_files_and_records_every_hash(tmp_path):
     assert prov["sha256"] == audio.sha256 == tracks_sha256(ts)
     # a changed offset in the manifest is another input (the rerun must not be skipped)
     assert tracks_sha256(dataclasses.replace(ts, offsets_s=(0.0, 1.4))) != tracks_sha256(ts)
+
+
+def _with_bext(path: Path, date: str, time_reference: int) -> Path:
+    """Insert a Broadcast WAV `bext` chunk (EBU Tech 3285) after the `fmt ` chunk of a WAV file."""
+    import struct
+
+    data = path.read_bytes()
+    body = bytearray(602)  # version 1 layout: 256 + 32 + 32 + 10 + 8 + 8 + 2 + 64 + 190
+    body[320:330] = date.encode("ascii")
+    body[330:338] = b"10:00:00"
+    body[338:346] = struct.pack("<II", time_reference & 0xFFFFFFFF, time_reference >> 32)
+    chunk = b"bext" + struct.pack("<I", len(body)) + bytes(body)
+    fmt_end = 12 + 8 + struct.unpack("<I", data[16:20])[0]
+    out = data[:fmt_end] + chunk + data[fmt_end:]
+    path.write_bytes(out[:4] + struct.pack("<I", len(out) - 8) + out[8:])
+    return path
+
+
+def test_offsets_from_broadcast_wav_start_times(tmp_path):
+    """Tracks whose bext chunks hold their start (one clock): the offsets come from the files, even without
+    crosstalk or a mix; the files still decode as audio."""
+    a, b = _dialogue(seed=31)
+    t0, t1 = tmp_path / "a.wav", tmp_path / "b.wav"
+    sf.write(t0, a, SR)
+    import soxr
+
+    sf.write(t1, soxr.resample(_cut(b, 1.37), SR, 48000), 48000)  # the other recorder at 48 kHz
+    _with_bext(t0, "2026-11-02", 10 * 3600 * SR)  # 10:00:00.000, in samples at each file's rate
+    _with_bext(t1, "2026-11-02", int(round((10 * 3600 + 1.37) * 48000)))
+    assert bwf_start_s(t1) - bwf_start_s(t0) == pytest.approx(1.37, abs=1 / SR)
+    aligned = load_tracks(TrackSet((t0, t1)), AudioConfig())
+    assert [o.source for o in aligned.offsets] == ["metadata", "metadata"]
+    assert aligned.offsets[0].offset_s == 0.0 and abs(aligned.offsets[1].offset_s - 1.37) < 1 / SR
+    # across midnight: the date counts
+    _with_bext(t1, "2026-11-03", 5 * 48000)  # (the first bext chunk counts: this one, inserted first)
+    _with_bext(t0, "2026-11-02", 24 * 3600 * SR - 3 * SR)
+    assert bwf_start_s(t1) - bwf_start_s(t0) == pytest.approx(8.0)
+
+
+@pytest.mark.parametrize("content", [b"", b"RIFF", b"RIFF\x10\x00\x00\x00WAVEbext\xff\xff\xff\xff",
+                                     b"RIFF\x10\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01"])
+def test_broadcast_wav_reader_on_hostile_headers(tmp_path, content):
+    p = tmp_path / "x.wav"
+    p.write_bytes(content)
+    assert bwf_start_s(p) is None
+
+
+def test_broadcast_wav_without_a_time_reference_is_not_metadata(tmp_path):
+    a, b = _dialogue(seed=32)
+    t0, t1 = tmp_path / "a.wav", tmp_path / "b.wav"
+    sf.write(t0, a, SR)
+    sf.write(t1, b, SR)
+    _with_bext(t0, "2026-11-02", 0)  # a writer's default: no start time
+    _with_bext(t1, "2026-11-02", 0)
+    assert bwf_start_s(t0) is None and bwf_start_s(tmp_path / "missing.wav") is None
+    with pytest.raises(AudioError, match="track_offsets_s"):  # no crosstalk, no mix, no metadata
+        load_tracks(TrackSet((t0, t1)), AudioConfig())
 
 
 def test_load_tracks_names_the_bad_file(tmp_path):
