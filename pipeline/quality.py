@@ -30,6 +30,7 @@ Pure functions. Definitions:
 from __future__ import annotations
 
 import bisect
+import math
 from typing import Mapping, Sequence
 
 from pipeline.config import QualityConfig
@@ -109,7 +110,7 @@ def quality_warnings(rows: Sequence[SpeakerQuality], cfg: QualityConfig) -> tupl
         if r.snr_db is not None and r.snr_db < cfg.min_snr_db:
             out.append(QualityWarning(
                 "low_snr",
-                f"{_cap(who)} speech is only {r.snr_db:.0f} dB above the background noise (at least "
+                f"{_cap(who)} speech is only {math.floor(r.snr_db)} dB above the background noise (at least "
                 f"{cfg.min_snr_db:.0f} dB is needed): check the recording. Words, talk share and flags may be "
                 "wrong.", r.speaker))
     return tuple(out)

@@ -281,3 +281,9 @@ def test_overlap_gain_rule_min_keeps_a_loud_backchannel_at_its_level() -> None:
     assert at(high, 4.5) == pytest.approx(10.0) and at(high, 0.5) == 0.0
     with pytest.raises(Exception, match="overlap_gain"):
         LevelsConfig(overlap_gain="mean")
+
+
+def test_low_snr_message_never_reads_as_enough() -> None:
+    ws = quality_warnings((_row("S1", "therapist", 0.0, 0.97, snr=35.0), _row("S2", "client", -15.0, 0.97, snr=19.97)),
+                          QualityConfig())
+    assert [w.code for w in ws] == ["low_snr"] and "only 19 dB above" in ws[0].message
