@@ -1,20 +1,25 @@
-"""Backends that run the per-session unit (`pipeline.runner.run_one`): in this process, in a local process pool,
-or in a Ray actor pool. They differ only in where `SessionWorker` lives:
+"""Executors: run a list of work items in this process, in a local process pool or in a Ray actor pool,
+knowing nothing about the work. The caller (pipeline.runner) hands them three callables:
 
-    SessionWorker(spec)       loads the models once (__init__) and opens its own O_APPEND audit descriptor
-    worker(job, sha)          -> SessionOutcome: one session, outputs written, audit lines appended (__call__)
+    make_worker()      builds the worker where it will run (a pool process, a Ray actor, or here): it loads
+                       the models once; must be picklable (a module-level class or functools.partial)
+    worker(*item)      -> outcome: one item (a session), run where the worker lives
+    lost(item, why)    -> outcome, in this process, for an item whose worker died (OOM killer, crash)
+
+and `collect(outcome)` receives each outcome in this process as it arrives.
 
 Backend choice (`RunnerConfig`): backend "local" with workers == 1 runs in-process; "local" with workers > 1
 runs a `spawn` process pool; "ray" runs `workers` Ray actors (`ray_num_cpus`/`ray_num_gpus` each) on the
 cluster at `ray_address` (None: a private cluster bound to 127.0.0.1, started and stopped here).
 
-Threads: each worker gives torch, CTranslate2 and onnxruntime (through OMP_NUM_THREADS) `threads_per_worker`
-threads (0: CPU cores // workers), so that N workers on an N-core box do not oversubscribe the CPUs.
+Threads: `threads_per_worker` sizes each worker (0: CPU cores // workers) so that N workers on an N-core box
+do not oversubscribe the CPUs; `thread_env` carries it to pool processes and Ray actors (OMP_NUM_THREADS
+and friends), `with_threads` into a Config. The worker applies it when it is built.
 
-Stopping: `should_stop()` turning true (SIGINT/SIGTERM in the runner) stops handing out sessions; sessions
-already running finish; the return value says whether any session was left undone. Local pool workers die
-with the parent (PR_SET_PDEATHSIG) and ignore SIGINT (the parent decides); a worker process that dies
-mid-session (OOM killer, crash) fails only its own session and is replaced.
+Stopping: `should_stop()` turning true (SIGINT/SIGTERM in the runner) stops handing out items; items already
+running finish; the return value says whether any item was left undone. Local pool workers die with the
+parent (PR_SET_PDEATHSIG) and ignore SIGINT (the parent decides); a worker process that dies mid-item fails
+only its own item (through `lost`) and is replaced.
 """
 
 from __future__ import annotations
@@ -29,32 +34,27 @@ import signal
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from pipeline.config import Config
-from pipeline.errors import ModelError, RuptureError, UsageError
-from pipeline.inputs import SessionJob
+from pipeline.config import Config, RunnerConfig
+from pipeline.errors import ModelError, UsageError
 from pipeline.offline import OFFLINE_ENV
 
 log = logging.getLogger("rupture")
 
-Pending = list[tuple[SessionJob, "str | None"]]
+Item = tuple[Any, ...]
+Worker = Callable[..., Any]
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
               "VECLIB_MAXIMUM_THREADS")
+NOISY_LOGGERS = ("faster_whisper", "pytorch_lightning", "lightning", "pyannote", "speechbrain", "numba")
 
 
 @dataclass(frozen=True)
-class WorkerSpec:
-    """Everything a worker needs (picklable: it travels to pool processes and Ray actors)."""
+class Executor:
+    """Where the items run (picklable: the pool and Ray workers get it)."""
 
-    cfg: Config
-    out_dir: Path
-    digest: str
-    attestation: str | None = None
-    processor_factory: Callable[[Config], Any] | None = None
-    force: bool = False
-    threads: int = 0  # 0: keep the thread settings of cfg
+    runner: RunnerConfig
+    threads: int = 0  # per worker; 0: leave the workers' thread settings alone
     log_level: int = logging.INFO
 
 
@@ -91,84 +91,52 @@ def thread_env(threads: int) -> dict[str, str]:
     return {k: str(threads) for k in THREAD_ENV} if threads > 0 else {}
 
 
-class SessionWorker:
-    """Models loaded once in __init__; one session per __call__. Serves the in-process loop, a pool process
-    and a Ray actor alike."""
-
-    def __init__(self, spec: WorkerSpec) -> None:
-        from pipeline.runner import AuditLog, audit_log_path
-        from pipeline.session import SessionProcessor, model_provenance
-
-        os.environ.update(OFFLINE_ENV)
-        os.environ.update(thread_env(spec.threads))
-        self.spec = spec
-        cfg = with_threads(spec.cfg, spec.threads)
-        if spec.threads > 0:
-            import torch
-
-            torch.set_num_threads(spec.threads)
-            try:
-                torch.set_num_interop_threads(1)
-            except RuntimeError:  # already set in this process
-                pass
-        try:
-            self.proc = (spec.processor_factory or SessionProcessor)(cfg)
-        except RuptureError:
-            raise
-        except Exception as e:  # a library failing to load a model: a clear start-up error, never a traceback
-            raise ModelError(f"the models could not be loaded ({type(e).__name__}); run `rupture models verify` "
-                             "and check the models section of the config") from e
-        self.cfg = cfg
-        self.model_hashes = model_provenance(self.proc.model_infos)
-        self.audit = AuditLog(audit_log_path(spec.out_dir, spec.cfg.runner.audit_log))
-
-    def ready(self) -> int:
-        return os.getpid()
-
-    def __call__(self, job: SessionJob, sha: str | None) -> Any:
-        from pipeline.runner import run_one
-
-        s = self.spec
-        # provenance records the run's own config (the digest ignores thread counts anyway)
-        return run_one(self.proc, job, sha, s.out_dir, s.cfg, s.digest, self.audit, self.model_hashes,
-                       s.attestation, force=s.force)
-
-
-def run_pending(pending: Pending, spec: WorkerSpec, should_stop: Callable[[], bool],
-                collect: Callable[[Any], None]) -> bool:
-    """Run `pending` on the configured backend; `collect(outcome)` per session. True if stopped early."""
-    rc = spec.cfg.runner
-    spec = dataclasses.replace(spec, threads=threads_per_worker(spec.cfg), log_level=log.getEffectiveLevel())
-    workers = max(1, min(rc.workers, len(pending)))
-    if rc.backend == "ray":
-        return _run_ray(pending, spec, workers, should_stop, collect)
+def run_items(items: Sequence[Item], make_worker: Callable[[], Worker], ex: Executor,
+              should_stop: Callable[[], bool], collect: Callable[[Any], None],
+              lost: Callable[[Item, str], Any]) -> bool:
+    """Run every item on the backend `ex.runner` names; `collect(outcome)` per item. True if stopped early."""
+    workers = max(1, min(ex.runner.workers, len(items)))
+    if ex.runner.backend == "ray":
+        return _run_ray(list(items), make_worker, ex, workers, should_stop, collect, lost)
     if workers > 1:
-        return _run_pool(pending, spec, workers, should_stop, collect)
-    return _run_serial(pending, spec, should_stop, collect)
+        return _run_pool(list(items), make_worker, ex, workers, should_stop, collect, lost)
+    return _run_serial(list(items), make_worker, should_stop, collect)
+
+
+def quiet_worker_logging(level: int, fmt: str) -> None:
+    """Logging of a worker process (pool or Ray): the run's level, the libraries' chatter off."""
+    logging.basicConfig(level=level, format=fmt)
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    import warnings
+
+    warnings.filterwarnings("ignore")
 
 
 # ---------------------------------------------------------------------------------------------- in-process
 
-def _run_serial(pending: Pending, spec: WorkerSpec, should_stop: Callable[[], bool],
+def _run_serial(items: list[Item], make_worker: Callable[[], Worker], should_stop: Callable[[], bool],
                 collect: Callable[[Any], None]) -> bool:
     import time
 
     t0 = time.perf_counter()
-    worker = SessionWorker(spec)
+    worker = make_worker()
     log.info("models loaded in %.1f s", time.perf_counter() - t0)
     try:
-        for i, (job, sha) in enumerate(pending):
+        for item in items:
             if should_stop():
                 return True
-            collect(worker(job, sha))
+            collect(worker(*item))
         return False
     finally:
-        worker.audit.close()
+        close = getattr(worker, "close", None)
+        if close is not None:
+            close()
 
 
 # ---------------------------------------------------------------------------------------------- process pool
 
-_WORKER: SessionWorker | None = None
+_WORKER: Worker | None = None
 _INIT_ERROR: str | None = None
 
 
@@ -182,70 +150,53 @@ def _die_with_parent() -> None:
         pass
 
 
-def _pool_init(spec: WorkerSpec) -> None:
+def _pool_init(make_worker: Callable[[], Worker], log_level: int) -> None:
     global _WORKER, _INIT_ERROR
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    logging.basicConfig(level=spec.log_level, format="%(asctime)s %(levelname)s [worker %(process)d] %(message)s")
-    for noisy in ("faster_whisper", "pytorch_lightning", "lightning", "pyannote", "speechbrain", "numba"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    import warnings
-
-    warnings.filterwarnings("ignore")
+    quiet_worker_logging(log_level, "%(asctime)s %(levelname)s [worker %(process)d] %(message)s")
     try:
-        _WORKER = SessionWorker(spec)
+        _WORKER = make_worker()
     except ModelError as e:
         _INIT_ERROR = str(e)
     except Exception as e:  # noqa: BLE001
         _INIT_ERROR = f"{type(e).__name__} while loading the models"
 
 
-def _pool_call(job: SessionJob, sha: str | None) -> Any:
+def _pool_call(item: Item) -> Any:
     if _WORKER is None:
         raise ModelError(_INIT_ERROR or "the worker could not load its models")
-    return _WORKER(job, sha)
+    return _WORKER(*item)
 
 
-def _worker_died(job: SessionJob, sha: str | None, spec: WorkerSpec, why: str) -> Any:
-    import time
-
-    from pipeline.runner import AuditLog, _fail, audit_log_path
-
-    audit = AuditLog(audit_log_path(spec.out_dir, spec.cfg.runner.audit_log))
-    try:
-        return _fail(job, sha, spec.out_dir / job.session_id, "worker", why, audit,
-                     {"source": job.consent_source, "date": job.consent_date}, time.perf_counter())
-    finally:
-        audit.close()
-
-
-def _run_pool(pending: Pending, spec: WorkerSpec, workers: int, should_stop: Callable[[], bool],
-              collect: Callable[[Any], None]) -> bool:
+def _run_pool(items: list[Item], make_worker: Callable[[], Worker], ex: Executor, workers: int,
+              should_stop: Callable[[], bool], collect: Callable[[Any], None],
+              lost: Callable[[Item, str], Any]) -> bool:
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    todo = list(pending)
-    log.info("local process pool: %d workers, %d threads each", workers, spec.threads)
+    todo = list(items)
+    log.info("local process pool: %d workers, %d threads each", workers, ex.threads)
     while todo:
         broken = False
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_pool_init,
-                                 initargs=(spec,)) as pool:
-            running: dict[Future, tuple[SessionJob, str | None]] = {}
+                                 initargs=(make_worker, ex.log_level)) as pool:
+            running: dict[Future, Item] = {}
             while todo or running:
                 while todo and len(running) < workers and not should_stop() and not broken:
-                    job, sha = todo.pop(0)
-                    running[pool.submit(_pool_call, job, sha)] = (job, sha)
+                    item = todo.pop(0)
+                    running[pool.submit(_pool_call, item)] = item
                 if not running:
                     break
                 done, _ = wait(list(running), timeout=1.0, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    job, sha = running.pop(fut)
+                    item = running.pop(fut)
                     try:
                         collect(fut.result())
                     except BrokenProcessPool:
                         broken = True
-                        collect(_worker_died(job, sha, spec, "the worker process died while processing this "
-                                             "session (out of memory or a crash); rerun to retry"))
+                        collect(lost(item, "the worker process died while processing this session (out of "
+                                     "memory or a crash); rerun to retry"))
                     except ModelError:
                         pool.shutdown(wait=False, cancel_futures=True)
                         raise
@@ -258,37 +209,37 @@ def _run_pool(pending: Pending, spec: WorkerSpec, workers: int, should_stop: Cal
 
 # ---------------------------------------------------------------------------------------------- Ray
 
-class _RayWorker(SessionWorker):
-    def __init__(self, spec: WorkerSpec) -> None:
-        logging.basicConfig(level=spec.log_level, format="%(levelname)s %(message)s")
-        for noisy in ("faster_whisper", "pytorch_lightning", "lightning", "pyannote", "speechbrain", "numba"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
-        import warnings
+class _RayActor:
+    """A Ray actor holding one worker."""
 
-        warnings.filterwarnings("ignore")
-        super().__init__(spec)
+    def __init__(self, make_worker: Callable[[], Worker], log_level: int) -> None:
+        quiet_worker_logging(log_level, "%(levelname)s %(message)s")
+        self.worker = make_worker()
 
-    def run(self, job: SessionJob, sha: str | None) -> Any:
-        return self(job, sha)
+    def ready(self) -> int:
+        return os.getpid()
+
+    def run(self, item: Item) -> Any:
+        return self.worker(*item)
 
 
-def ray_init_kwargs(spec: WorkerSpec, workers: int) -> dict[str, Any]:
+def ray_init_kwargs(runner: RunnerConfig, threads: int, workers: int) -> dict[str, Any]:
     """Arguments for `ray.init`: offline/no-telemetry and thread variables reach every worker; a cluster
     started here is bound to loopback, has no dashboard and a small object store."""
-    rc = spec.cfg.runner
-    env = {**OFFLINE_ENV, **thread_env(spec.threads), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    env = {**OFFLINE_ENV, **thread_env(threads), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     kw: dict[str, Any] = {"runtime_env": {"env_vars": env}, "include_dashboard": False, "log_to_driver": True,
                           "ignore_reinit_error": True}
-    if rc.ray_address:
-        kw["address"] = rc.ray_address
+    if runner.ray_address:
+        kw["address"] = runner.ray_address
     else:
-        kw.update(num_cpus=max(cpu_count(), math.ceil(workers * rc.ray_num_cpus)),
+        kw.update(num_cpus=max(cpu_count(), math.ceil(workers * runner.ray_num_cpus)),
                   _node_ip_address="127.0.0.1", object_store_memory=256 * 1024 * 1024)
     return kw
 
 
-def _run_ray(pending: Pending, spec: WorkerSpec, workers: int, should_stop: Callable[[], bool],
-             collect: Callable[[Any], None]) -> bool:
+def _run_ray(items: list[Item], make_worker: Callable[[], Worker], ex: Executor, workers: int,
+             should_stop: Callable[[], bool], collect: Callable[[Any], None],
+             lost: Callable[[Item, str], Any]) -> bool:
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     try:
@@ -297,44 +248,44 @@ def _run_ray(pending: Pending, spec: WorkerSpec, workers: int, should_stop: Call
     except ImportError as e:
         raise UsageError("runner.backend 'ray' needs Ray: pip install 'rupture[ray]' (or use --backend local)") from e
 
-    rc = spec.cfg.runner
+    rc = ex.runner
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(**ray_init_kwargs(spec, workers))
-    Actor = ray.remote(num_cpus=rc.ray_num_cpus, num_gpus=rc.ray_num_gpus, max_restarts=0)(_RayWorker)
+        ray.init(**ray_init_kwargs(rc, ex.threads, workers))
+    Actor = ray.remote(num_cpus=rc.ray_num_cpus, num_gpus=rc.ray_num_gpus, max_restarts=0)(_RayActor)
     actors: list[Any] = []
     try:
-        actors = [Actor.remote(spec) for _ in range(workers)]
+        actors = [Actor.remote(make_worker, ex.log_level) for _ in range(workers)]
         try:
             pids = ray.get([a.ready.remote() for a in actors])
         except RayActorError as e:
             raise ModelError(f"a Ray worker could not load the models: {_ray_cause(e)}") from None
         log.info("Ray actor pool: %d actors (pids %s), %s CPU / %s GPU each", workers, pids, rc.ray_num_cpus,
                  rc.ray_num_gpus)
-        todo = list(pending)
+        todo = list(items)
         idle = list(actors)
-        running: dict[Any, tuple[Any, SessionJob, str | None]] = {}
+        running: dict[Any, tuple[Any, Item]] = {}
         while todo or running:
             while todo and idle and not should_stop():
-                job, sha = todo.pop(0)
+                item = todo.pop(0)
                 actor = idle.pop()
-                running[actor.run.remote(job, sha)] = (actor, job, sha)
+                running[actor.run.remote(item)] = (actor, item)
             if not running:
                 break
             done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
             for ref in done:
-                actor, job, sha = running.pop(ref)
+                actor, item = running.pop(ref)
                 try:
                     collect(ray.get(ref))
                     idle.append(actor)
                 except RayActorError:
-                    collect(_worker_died(job, sha, spec, "the Ray worker died while processing this session "
-                                         "(out of memory or a crash); rerun to retry"))
-                    actor = Actor.remote(spec)
+                    collect(lost(item, "the Ray worker died while processing this session (out of memory or a "
+                                 "crash); rerun to retry"))
+                    actor = Actor.remote(make_worker, ex.log_level)
                     actors.append(actor)
                     idle.append(actor)
                 except RayError as e:
-                    collect(_worker_died(job, sha, spec, f"the Ray task failed ({_ray_cause(e)}); rerun to retry"))
+                    collect(lost(item, f"the Ray task failed ({_ray_cause(e)}); rerun to retry"))
                     idle.append(actor)
         return bool(todo)
     finally:

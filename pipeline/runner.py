@@ -20,8 +20,12 @@ Fault tolerance (a kill at any moment, SIGKILL included, then a rerun):
 "Done exactly once": for each session (input sha256 + config digest, no --force), exactly one `processed`
 line in the audit log across all runs, and its attempt id is the one in the final session.json.
 
-Backends (pipeline.distributed): local in-process (workers=1), a local process pool, or a Ray actor pool; all
-of them call the same per-session unit, `run_one`.
+Executors (pipeline.distributed, generic): local in-process (workers=1), a local process pool, or a Ray actor
+pool. Each builds a `SessionWorker` where it runs (models loaded once) and calls it per session; the worker
+calls the per-session unit, `run_one`.
+
+    rupture run -> cli.cmd_run -> run_batch -> (lock, skip what is done) -> distributed.run_items
+                -> SessionWorker(job, sha) -> run_one -> (session lock) -> SessionProcessor -> session.json
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import pipeline.offline  # noqa: F401
 
 import contextlib
 import errno
+import functools
 import fcntl
 import getpass
 import glob
@@ -48,9 +53,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from models.store import sha256_file
+from pipeline import distributed
 from pipeline.config import Config, to_dict
-from pipeline.errors import SessionError, UsageError
+from pipeline.errors import ModelError, RuptureError, SessionError, UsageError
 from pipeline.inputs import Refusal, SessionJob
+from pipeline.offline import OFFLINE_ENV
 from pipeline.serialize import atomic_write_text, read_session_json, write_session_json
 
 log = logging.getLogger("rupture")
@@ -380,11 +387,62 @@ def audit_log_path(out_dir: Path, configured: str) -> Path:
     return out_dir / p
 
 
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a session worker needs (picklable: it travels to pool processes and Ray actors)."""
+
+    cfg: Config
+    out_dir: Path
+    digest: str
+    attestation: str | None = None
+    processor_factory: Callable[[Config], Any] | None = None
+    force: bool = False
+    threads: int = 0  # 0: keep the thread settings of cfg
+
+
+class SessionWorker:
+    """Models loaded once in __init__; one session per __call__ (`run_one`). The executors build it where it
+    runs: in this process, a pool process or a Ray actor alike. Threads are set here, once per process."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        from pipeline.session import SessionProcessor, model_provenance
+
+        os.environ.update(OFFLINE_ENV)
+        os.environ.update(distributed.thread_env(spec.threads))
+        self.spec = spec
+        cfg = distributed.with_threads(spec.cfg, spec.threads)
+        if spec.threads > 0:
+            import torch
+
+            torch.set_num_threads(spec.threads)
+            try:
+                torch.set_num_interop_threads(1)
+            except RuntimeError:  # already set in this process
+                pass
+        try:
+            self.proc = (spec.processor_factory or SessionProcessor)(cfg)
+        except RuptureError:
+            raise
+        except Exception as e:  # a library failing to load a model: a clear start-up error, never a traceback
+            raise ModelError(f"the models could not be loaded ({type(e).__name__}); run `rupture models verify` "
+                             "and check the models section of the config") from e
+        self.cfg = cfg
+        self.model_hashes = model_provenance(self.proc.model_infos)
+        self.audit = AuditLog(audit_log_path(spec.out_dir, spec.cfg.runner.audit_log))
+
+    def __call__(self, job: SessionJob, sha: str | None) -> "SessionOutcome":
+        s = self.spec
+        # provenance records the run's own config (the digest ignores thread counts anyway)
+        return run_one(self.proc, job, sha, s.out_dir, s.cfg, s.digest, self.audit, self.model_hashes,
+                       s.attestation, force=s.force)
+
+    def close(self) -> None:
+        self.audit.close()
+
+
 def _run_batch_locked(jobs: list[SessionJob], refusals: list[Refusal], out_dir: Path, cfg: Config, force: bool,
                       processor_factory: Callable[[Config], Any] | None, attestation: str | None,
                       audit_path: Path) -> BatchResult:
-    from pipeline import distributed
-
     audit = AuditLog(audit_path, repair=True)
     result = BatchResult()
     digest = config_digest(cfg)
@@ -418,16 +476,24 @@ def _run_batch_locked(jobs: list[SessionJob], refusals: list[Refusal], out_dir: 
             pending.append((job, sha))
 
         if pending:
-            spec = distributed.WorkerSpec(cfg=cfg, out_dir=out_dir, digest=digest, attestation=attestation,
-                                          processor_factory=processor_factory, force=force)
+            threads = distributed.threads_per_worker(cfg)
+            spec = WorkerSpec(cfg=cfg, out_dir=out_dir, digest=digest, attestation=attestation,
+                              processor_factory=processor_factory, force=force, threads=threads)
+            executor = distributed.Executor(cfg.runner, threads, log.getEffectiveLevel())
             tick = _progress(len(pending))
 
             def collect(outcome: SessionOutcome) -> None:
                 result.outcomes.append(outcome)
                 tick()
 
+            def lost(item: tuple[Any, ...], why: str) -> SessionOutcome:  # its worker died mid-session
+                job, sha = item
+                return _fail(job, sha, out_dir / job.session_id, "worker", why, audit,
+                             {"source": job.consent_source, "date": job.consent_date}, time.perf_counter())
+
             with _StopFlag() as flag:
-                result.interrupted = distributed.run_pending(pending, spec, lambda: flag.stop, collect)
+                result.interrupted = distributed.run_items(pending, functools.partial(SessionWorker, spec), executor,
+                                                           lambda: flag.stop, collect, lost)
         _write_index(out_dir, result, cfg.exports.corpus_tables)
     finally:
         audit.close()

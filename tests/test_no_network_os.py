@@ -125,8 +125,8 @@ def test_offline_variables_are_set_before_any_ml_import_and_reach_workers(tmp_pa
     assert OFFLINE_ENV["ORT_DISABLE_TELEMETRY"] == "1"
 
     from pipeline.config import load_config
-    from pipeline.distributed import WorkerSpec, ray_init_kwargs
+    from pipeline.distributed import ray_init_kwargs
 
     cfg = load_config(overrides={"runner": {"backend": "ray"}})
-    kw = ray_init_kwargs(WorkerSpec(cfg=cfg, out_dir=tmp_path, digest="x", threads=1), 1)
+    kw = ray_init_kwargs(cfg.runner, 1, 1)
     assert kw["runtime_env"]["env_vars"]["ORT_DISABLE_TELEMETRY"] == "1"

@@ -188,11 +188,11 @@ def test_offline_and_thread_variables_reach_every_ray_worker(cluster, tmp_path):
     import ray
 
     from pipeline.config import load_config
-    from pipeline.distributed import WorkerSpec, ray_init_kwargs
+    from pipeline.distributed import ray_init_kwargs
     from pipeline.offline import OFFLINE_ENV
 
     cfg = load_config(overrides={"runner": {"backend": "ray", "ray_address": cluster}})
-    kw = ray_init_kwargs(WorkerSpec(cfg=cfg, out_dir=tmp_path, digest="x", threads=1), 1)
+    kw = ray_init_kwargs(cfg.runner, 1, 1)
     assert kw["address"] == cluster and kw["include_dashboard"] is False
     ray.init(**kw)
     try:
@@ -210,10 +210,10 @@ def test_offline_and_thread_variables_reach_every_ray_worker(cluster, tmp_path):
 
 def test_private_cluster_settings_bind_to_loopback(tmp_path):
     from pipeline.config import load_config
-    from pipeline.distributed import WorkerSpec, ray_init_kwargs, threads_per_worker
+    from pipeline.distributed import ray_init_kwargs, threads_per_worker
 
     cfg = load_config(overrides={"runner": {"backend": "ray", "workers": 2, "ray_num_cpus": 2}})
-    kw = ray_init_kwargs(WorkerSpec(cfg=cfg, out_dir=tmp_path, digest="x", threads=2), 2)
+    kw = ray_init_kwargs(cfg.runner, 2, 2)
     assert kw["_node_ip_address"] == "127.0.0.1" and "address" not in kw and kw["include_dashboard"] is False
     assert kw["num_cpus"] >= 4
     assert kw["runtime_env"]["env_vars"]["RAY_USAGE_STATS_ENABLED"] == "0"
