@@ -493,7 +493,7 @@ def test_asr_terminal_overlap_after_question_in_progress():
 
 
 def test_question_in_progress_wh_questions_and_free_relatives():
-    from pipeline.measures import _question_in_progress
+    from pipeline.measures._overlaps import _question_in_progress
 
     assert _question_in_progress("What do you think made the")
     assert _question_in_progress("Okay. What's been going on for")
