@@ -53,12 +53,13 @@ import bisect
 import functools
 import math
 from dataclasses import dataclass, replace
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from pipeline.config import ProsodyConfig
 from pipeline.records import Event, Segment, Turn, TurnProsody, Word
+from pipeline.timeline import union
 
 REF_HZ = 100.0  # semitone reference
 MEASURES: tuple[str, ...] = ("f0_st", "intensity_db", "speech_rate_wps", "articulation_rate_wps",
@@ -113,8 +114,8 @@ class ProsodyResult:
 def own_speech_intervals(speaker: str, exclusive: Sequence[Segment], overlapping: Sequence[Segment]
                          ) -> tuple[tuple[float, float], ...]:
     """The speaker's exclusive-track time minus every other speaker's overlapping-track time (sorted, disjoint)."""
-    own = _union((s.start, s.end) for s in exclusive if s.speaker == speaker)
-    others = _union((s.start, s.end) for s in overlapping if s.speaker != speaker)
+    own = union((s.start, s.end) for s in exclusive if s.speaker == speaker)
+    others = union((s.start, s.end) for s in overlapping if s.speaker != speaker)
     out: list[tuple[float, float]] = []
     j = 0
     for a, b in own:
@@ -133,14 +134,6 @@ def own_speech_intervals(speaker: str, exclusive: Sequence[Segment], overlapping
     return tuple(out)
 
 
-def _union(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[list[float]] = []
-    for a, b in sorted(x for x in spans if x[1] > x[0]):
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
 
 
 def _in_intervals(times: np.ndarray, intervals: Sequence[tuple[float, float]]) -> np.ndarray:

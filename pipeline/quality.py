@@ -35,16 +35,9 @@ from typing import Mapping, Sequence
 
 from pipeline.config import QualityConfig
 from pipeline.records import Diarization, Levels, Quality, QualityWarning, Segment, SpeakerQuality, Word
+from pipeline.timeline import union
 
 
-def _union(spans: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[list[float]] = []
-    for a, b in sorted(x for x in spans if x[1] > x[0]):
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
 
 
 def _intersection_s(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]]) -> float:
@@ -65,11 +58,11 @@ def _intersection_s(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, f
 def word_coverage(speech: Sequence[Segment], words: Sequence[Word], pad_s: float) -> float | None:
     """Share of the time of `speech` (one speaker's segments) within a word widened by `pad_s`; None when
     there is no speech."""
-    own = _union([(s.start, s.end) for s in speech])
+    own = union([(s.start, s.end) for s in speech])
     total = sum(b - a for a, b in own)
     if total <= 0:
         return None
-    covered = _union([(max(0.0, w.start - pad_s), w.end + pad_s) for w in words])
+    covered = union([(max(0.0, w.start - pad_s), w.end + pad_s) for w in words])
     return min(1.0, _intersection_s(own, covered) / total)
 
 
