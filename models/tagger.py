@@ -60,7 +60,7 @@ HEAD_FILE = "head.safetensors"
 HEAD_CONFIG = "head.json"
 CONTEXT_CHARS = 600  # characters of context kept (the most recent ones) before tokenisation
 # sha256 of the bundled head (head_digest: head.json + head.safetensors), written by scripts/train_tagger.py
-BUNDLED_HEAD_SHA256 = "d4cd69f1887ec20c1595b98b3c2bd0d5a055bb8571477573d28a44f16f676d61"
+BUNDLED_HEAD_SHA256 = "44fbd00775cd2212cac6829d7001b0a6c195a9377ccb19ba6a23d12f3995957f"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Evaluate the rupture/repair tagger on real talk: grouped 5-fold cross-validation on
 ../shared/data/real-talk (folds by conversation), beside a bag-of-words baseline on the same folds.
 
-    .venv/bin/python scripts/eval_tagger.py [--data CSV] [--json out/eval_tagger.json] [--no-baseline] [--no-lexical]
+    .venv/bin/python scripts/eval_tagger.py [--data CSV] [--json out/eval_tagger.json] [--no-baseline] [--no-lexical] [--refit]
 
 Prints, for the ASR-style copy (the figure that counts), the clean transcripts and the ASR-style copy with
 no roles: rupture P/R/F1, false ruptures per 100 calm client utterances, repair P/R/F1, precision of the
@@ -36,9 +36,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="the model without its lexical part (encoder heads only), for comparison")
     ap.add_argument("--lexical-C", type=float, default=TrainSettings.lexical_C,
                     help="regularisation of the lexical part's logistic regressions (default %(default)s)")
+    ap.add_argument("--refit", action="store_true",
+                    help="one model refitted on all training conversations instead of the average of the fold "
+                         "models (TrainSettings.fold_average), for comparison")
     args = ap.parse_args(argv)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    settings = TrainSettings(lexical=not args.no_lexical, lexical_C=args.lexical_C)
+    settings = TrainSettings(lexical=not args.no_lexical, lexical_C=args.lexical_C, fold_average=not args.refit)
     convs, tables, _ = load(args.data, written=settings.written_weight > 0, log=log)
     res = cross_validate(convs, tables, settings, log=log, baseline=not args.no_baseline)
     print_cv(res, EVAL_KINDS)

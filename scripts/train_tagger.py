@@ -3,8 +3,9 @@
     .venv/bin/python scripts/train_tagger.py [--data CSV] [--out models/tagger]   # ~1 min with cached features
 
 Trains on all 113 coded conversations of ../shared/data/real-talk (the ASR-style copy: what the pipeline
-hands the tagger from Whisper): the encoder heads and the lexical part (TF-IDF heads); their blend, the
-session-context weights and the thresholds come from the 5-fold out-of-fold scores (folds by conversation). Writes head.safetensors + head.json and, for the bundled
+hands the tagger from Whisper): the encoder heads and the lexical part (TF-IDF heads), each the average of
+the 5 fold models (folds by conversation) whose out-of-fold scores set their blend, the session-context
+weights and the thresholds. Writes head.safetensors + head.json and, for the bundled
 folder, pins the pair's digest in models/tagger.py (BUNDLED_HEAD_SHA256). The procedure is in
 scripts/research/tagger_train.py; its cross-validated figures come from scripts/eval_tagger.py.
 """
@@ -32,13 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     convs, tables, enc = load(args.data, kinds=("noised",), written=settings.written_weight > 0, log=log)
     fitted = train_head(convs, tables, settings, log)
     info = {
-        "name": "3rs-realtalk-linear", "version": "3.1", "encoder": "minilm", "encoder_sha256": enc.info.sha256,
+        "name": "3rs-realtalk-linear", "version": "3.2", "encoder": "minilm", "encoder_sha256": enc.info.sha256,
         "features": "frozen3", "pooling": "mean, L2-normalised", "max_length": 128, "context_turns": 2,
         "train": {"data": args.data.name, "data_sha256": hashlib.sha256(args.data.read_bytes()).hexdigest(),
                   "conversations": len(convs), "copy": settings.train_kinds, "C": settings.C,
                   "standardise": settings.standardise, "max_false_per_100_calm": settings.max_false_per_100,
                   "written_corpus_weight": settings.written_weight, "lexical": settings.lexical,
-                  "lexical_C": settings.lexical_C,
+                  "lexical_C": settings.lexical_C, "fold_average": settings.fold_average,
                   "context_window": settings.window, "context_lookback": settings.lookback},
     }
     digest = write_head(args.out, fitted, info)

@@ -228,19 +228,27 @@ def text_rows(tables: Sequence[Table], convs: set[str]) -> tuple[list[str], list
     return cur, prev, np.concatenate(roles), np.concatenate(labels)
 
 
-def fit_lexical(tables: Sequence[Table], convs: set[str], C: float = 1.0) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
-    """The lexical part (models.tagger.LexicalHeads) fitted on the rows of `convs`: a vocabulary of the terms
-    (models.tagger.lexical_terms) seen in at least two training turns with their smoothed idf, and
-    class-balanced logistic regressions on [TF-IDF(turn) | TF-IDF(turn before)] for ruptures (client turns)
-    and repairs (therapist turns). The blend is the identity (encoder score only) until fit_blend."""
-    from scipy.sparse import hstack
+def lexical_vocabulary(tables: Sequence[Table], convs: set[str]):  # type: ignore[no-untyped-def]
+    """A TF-IDF vectoriser fitted on the turn texts of `convs`: the terms (models.tagger.lexical_terms) seen
+    in at least two turns, with their smoothed idf. Uses no labels."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     from models.tagger import lexical_terms
 
+    cur, _, _, _ = text_rows(tables, convs)
+    return TfidfVectorizer(analyzer=lexical_terms, min_df=2, sublinear_tf=True, norm="l2", smooth_idf=True).fit(cur)
+
+
+def fit_lexical(tables: Sequence[Table], convs: set[str], C: float = 1.0,
+                vectoriser=None) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:  # type: ignore[no-untyped-def]
+    """The lexical part (models.tagger.LexicalHeads) fitted on the rows of `convs`: the vocabulary
+    (`lexical_vocabulary` of `convs`, or the given one) and class-balanced logistic regressions on
+    [TF-IDF(turn) | TF-IDF(turn before)] for ruptures (client turns) and repairs (therapist turns). The blend
+    is the identity (encoder score only) until fit_blend."""
+    from scipy.sparse import hstack
+
+    vec = vectoriser if vectoriser is not None else lexical_vocabulary(tables, convs)
     cur, prev, role, lab = text_rows(tables, convs)
-    vec = TfidfVectorizer(analyzer=lexical_terms, min_df=2, sublinear_tf=True, norm="l2", smooth_idf=True)
-    vec.fit(cur)
     X = hstack([vec.transform(cur), vec.transform(prev)]).tocsr()
     out = {"lex.idf": np.asarray(vec.idf_, dtype=np.float64),
            "blend.rupture": IDENTITY_BLEND.copy(), "blend.repair": IDENTITY_BLEND.copy()}
@@ -358,6 +366,9 @@ class TrainSettings:
     written_weight: float = 0.0  # weight of the written corpus rows in stage 1 (0: not used; see MODEL_CARD.md)
     lexical: bool = True  # blend in the lexical part (TF-IDF heads) with the encoder heads
     lexical_C: float = 0.3  # 1.0 and 0.3 compared on the grouped CV (MODEL_CARD.md)
+    # ship the average of the fold models whose out-of-fold scores set the blend, context weights and
+    # thresholds (instead of one model refitted on all conversations, which scores more sharply than they do)
+    fold_average: bool = True  # v3.1 shipped the refit (F1 0.361, 1.18 false / 100 calm); see MODEL_CARD.md
 
 
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # table rows -> (rupture, repair) scores
@@ -420,6 +431,8 @@ def train_head(convs: Sequence[Conversation], tables: Mapping[str, Table], setti
     `convs`)."""
     from models.tagger import blend_scores
 
+    if settings.fold_average:
+        return train_fold_average(convs, tables, settings, log)
     train_tabs = [tables[k] for k in settings.train_kinds]
     tab = tables[settings.choose_on]
     ids = {c.conv for c in convs}
@@ -437,6 +450,46 @@ def train_head(convs: Sequence[Conversation], tables: Mapping[str, Table], setti
         r, q = blend_scores(blend, (r, q), (rl, ql))
         terms, lex = fit_lexical(train_tabs, ids, settings.lexical_C)
         tensors.update(lex)
+        tensors.update(blend)
+    decision = fit_decision(convs, tab, r, q, settings, log)
+    return {"tensors": tensors, "terms": terms, **decision}
+
+
+def train_fold_average(convs: Sequence[Conversation], tables: Mapping[str, Table], settings: TrainSettings,
+                       log: LOG = print) -> dict:
+    """Like train_head, but the shipped heads are the average of the fold models (each trained without one
+    fold of `convs`) whose out-of-fold scores fit the blend, stage 2 and the thresholds: the scorer that is
+    shipped and the scorers that set its thresholds then saw the same amount of data. Linear heads average
+    exactly (the mean of their scores); the lexical part shares one vocabulary (fitted without labels on
+    all of `convs`) so that its weights average too."""
+    from models.tagger import blend_scores
+
+    train_tabs = [tables[k] for k in settings.train_kinds]
+    tab = tables[settings.choose_on]
+    ids = {c.conv for c in convs}
+    extra = tables.get("written") if settings.written_weight > 0 else None
+    vec = lexical_vocabulary(train_tabs, ids) if settings.lexical else None
+    n = len(tab.roles)
+    r, q, rl, ql = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    dense, lexical = [], []
+    terms: tuple[str, ...] = ()
+    for k in sorted({c.fold for c in convs}):
+        train = {c.conv for c in convs if c.fold != k}
+        rows = np.concatenate([tab.rows(c.conv) for c in convs if c.fold == k])
+        dense.append(fit_stage1(train_tabs, train, settings.C, settings.standardise, extra, settings.written_weight))
+        r[rows], q[rows] = stage1_scores(dense[-1], tab.X[rows])
+        if vec is not None:
+            terms, lex = fit_lexical(train_tabs, train, settings.lexical_C, vec)
+            lexical.append(lex)
+            rl[rows], ql[rows] = lexical_part(terms, lex).scores(*tab.texts(rows))
+    tensors = {key: np.mean([t[key] for t in dense], axis=0) for key in dense[0]}
+    if vec is not None:
+        rows = np.concatenate([tab.rows(c.conv) for c in convs])
+        blend = fit_blend(tab, rows, (r, q), (rl, ql))
+        log(f"  blend rupture {np.round(blend['blend.rupture'], 3).tolist()} repair "
+            f"{np.round(blend['blend.repair'], 3).tolist()} (encoder, lexical, bias)")
+        r, q = blend_scores(blend, (r, q), (rl, ql))
+        tensors.update({key: np.mean([t[key] for t in lexical], axis=0) for key in lexical[0]})
         tensors.update(blend)
     decision = fit_decision(convs, tab, r, q, settings, log)
     return {"tensors": tensors, "terms": terms, **decision}
