@@ -24,11 +24,13 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from models.store import sha256_file
 from pipeline.errors import UsageError
 from pipeline.inputs import SessionJob
+from pipeline.records import Provenance
+from pipeline.serialize import provenance_from_dict, provenance_to_dict
 
 log = logging.getLogger("rupture")
 
@@ -45,11 +47,13 @@ class PurgeItem:
     audio_delete_failed: bool = False  # the recording was due and verified but could not be deleted
 
 
-def _created(prov: dict[str, Any], sj: Path) -> datetime:
+def _created(prov: Provenance, sj: Path) -> datetime:
     try:
-        t = datetime.fromisoformat(str(prov["created"]))
+        if prov.created is None:
+            raise ValueError("no created time")
+        t = datetime.fromisoformat(str(prov.created))
         return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-    except (KeyError, ValueError):
+    except ValueError:
         return datetime.fromtimestamp(sj.stat().st_mtime, timezone.utc)
 
 
@@ -91,8 +95,8 @@ def _purge_locked(out_dir: Path, audio_of: dict[str, SessionJob], older_than_day
                     continue
                 try:
                     data = json.loads(sj.read_text(encoding="utf-8"))
-                    prov = data["provenance"]
-                except (OSError, ValueError, KeyError) as e:
+                    prov = provenance_from_dict(data["provenance"])
+                except (OSError, ValueError, KeyError, TypeError) as e:
                     log.warning("purge: cannot read %s (%s); left alone", sj, type(e).__name__)
                     continue
                 created = _created(prov, sj)
@@ -102,14 +106,14 @@ def _purge_locked(out_dir: Path, audio_of: dict[str, SessionJob], older_than_day
                 deleted: list[str] = []
                 why_kept = None
                 audio = audio_of.get(sdir.name)
-                want_sha = prov.get("input", {}).get("sha256")
+                want_sha = prov.input_sha256
                 if audio is None:
                     why_kept = "no INPUT names this session's recording"
                 else:
-                    why_kept = _delete_recordings(_recordings(audio, prov.get("input", {})), dry_run)
+                    why_kept = _delete_recordings(_recordings(audio, prov.input if isinstance(prov.input, Mapping) else {}), dry_run)
                     if why_kept is None:
                         deleted.append("audio")
-                already = (prov.get("purged") or {}).get("transcripts", False)
+                already = prov.purged.get("transcripts", False) if isinstance(prov.purged, Mapping) else False
                 if transcripts and not already:
                     if not dry_run:
                         _purge_transcripts(sdir, data, now)
@@ -222,9 +226,9 @@ def _mark(sdir: Path, sj: Path, what: dict[str, bool]) -> None:
     from pipeline.serialize import atomic_write_text
 
     data = json.loads(sj.read_text(encoding="utf-8"))
-    purged = dict(data["provenance"].get("purged") or {})
-    purged.update(what)
-    data["provenance"]["purged"] = purged
+    prov = provenance_from_dict(data["provenance"])
+    purged = {**(prov.purged if isinstance(prov.purged, Mapping) else {}), **what}
+    data["provenance"] = provenance_to_dict(dataclasses.replace(prov, purged=purged))
     atomic_write_text(sj, json.dumps(data, ensure_ascii=False, indent=1))
 
 
@@ -243,12 +247,11 @@ def _purge_transcripts(sdir: Path, data: dict[str, Any], now: datetime) -> None:
             (sdir / name).unlink()
         except FileNotFoundError:
             pass
-    formats = tuple(f for f in redacted.provenance.get("config", {}).get("exports", {}).get("formats", ())
-                    if f in REWRITTEN_FORMATS)
+    prov = redacted.provenance
+    config = prov.config if isinstance(prov.config, Mapping) else {}
+    formats = tuple(f for f in config.get("exports", {}).get("formats", ()) if f in REWRITTEN_FORMATS)
     paths = write_exports(redacted, sdir, None, formats) if formats else ()
-    prov = dict(redacted.provenance)
-    purged = dict(prov.get("purged") or {})
-    purged.update({"transcripts": True, "time": now.isoformat(timespec="seconds")})
-    prov["purged"] = purged
-    prov["outputs"] = sorted(os.path.relpath(p, sdir) for p in paths)
+    purged = {**(prov.purged if isinstance(prov.purged, Mapping) else {}),
+              "transcripts": True, "time": now.isoformat(timespec="seconds")}
+    prov = dataclasses.replace(prov, purged=purged, outputs=tuple(sorted(os.path.relpath(p, sdir) for p in paths)))
     write_session_json(dataclasses.replace(redacted, provenance=prov), sdir / "session.json")

@@ -256,9 +256,43 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """What made a session record: session.json "provenance" (CONTRACT.md). The session writes the first
+    group (pipeline.session), the runner the second with the outputs (pipeline.runner.write_outputs), purge
+    `purged`. A field a file does not carry is None and is not written; keys this version does not know are
+    kept in `other`, in their order, after the known ones (pipeline.serialize: provenance_to_dict/_from_dict).
+    Values are as read from JSON: readers of files from elsewhere check their types."""
+
+    models: Any = None  # {role: {name, version, sha256}}
+    config: Any = None  # the run's config (pipeline.config.to_dict)
+    package_version: Any = None
+    created: Any = None  # ISO 8601 time the record was made
+    input: Any = None  # {path_name, sha256, sample_rate, channels} | one file per participant | transcript
+    diarization_method: Any = None
+    asr_language: Any = None
+    config_digest: Any = None  # runner: the digest that decides skip-if-done
+    stage_seconds: Any = None
+    consent: Any = None
+    attempt: Any = None  # runner: the attempt id its audit lines carry
+    outputs: Any = None  # runner: the files written beside session.json (relative paths)
+    purged: Any = None  # purge: what was deleted and when
+    other: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_sha256(self) -> str | None:
+        sha = self.input.get("sha256") if isinstance(self.input, Mapping) else None
+        return sha if isinstance(sha, str) else None
+
+
+PROVENANCE_FIELDS: tuple[str, ...] = ("models", "config", "package_version", "created", "input",
+                                      "diarization_method", "asr_language", "config_digest", "stage_seconds",
+                                      "consent", "attempt", "outputs", "purged")
+
+
+@dataclass(frozen=True)
 class SessionRecord:
-    """Everything written to session.json. `metrics`, `provenance` and `metadata` are JSON-able mappings
-    built once and never mutated."""
+    """Everything written to session.json. `metrics` and `metadata` are JSON-able mappings built once and
+    never mutated; `provenance` is a `Provenance`."""
 
     session_id: str
     duration_s: float
@@ -267,7 +301,7 @@ class SessionRecord:
     words: tuple[Word, ...] | None
     events: tuple[Event, ...]
     metrics: Mapping[str, Any]
-    provenance: Mapping[str, Any]
+    provenance: Provenance
     metadata: Mapping[str, Any] = field(default_factory=dict)
     segments: tuple[Segment, ...] = ()  # overlapping diarization track, for RTTM and overlap displays
     prosody: tuple[TurnProsody, ...] = ()  # per-turn voice measures (audio mode; pipeline.prosody)

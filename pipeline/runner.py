@@ -50,7 +50,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from models.store import sha256_file
 from pipeline import distributed
@@ -58,7 +58,8 @@ from pipeline.config import Config, to_dict
 from pipeline.errors import ModelError, RuptureError, SessionError, UsageError
 from pipeline.inputs import Refusal, SessionJob
 from pipeline.offline import OFFLINE_ENV
-from pipeline.serialize import atomic_write_text, read_session_json, write_session_json
+from pipeline.records import SessionRecord
+from pipeline.serialize import atomic_write_text, provenance_from_dict, read_session_json, write_session_json
 
 log = logging.getLogger("rupture")
 
@@ -279,10 +280,9 @@ def recorded_input_sha256(session_dir: Path) -> str | None:
     if session_dir.is_symlink() or not sj.is_file():
         return None
     try:
-        sha = json.loads(sj.read_text(encoding="utf-8"))["provenance"]["input"]["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return provenance_from_dict(json.loads(sj.read_text(encoding="utf-8")).get("provenance")).input_sha256
+    except (OSError, ValueError, AttributeError):
         return None
-    return sha if isinstance(sha, str) else None
 
 
 def is_complete(session_dir: Path, input_sha: str, cfg_digest: str) -> bool:
@@ -290,26 +290,22 @@ def is_complete(session_dir: Path, input_sha: str, cfg_digest: str) -> bool:
     if session_dir.is_symlink() or not sj.is_file():  # a planted link never counts as done work
         return False
     try:
-        rec = json.loads(sj.read_text(encoding="utf-8"))
-        prov = rec["provenance"]
-        if prov.get("input", {}).get("sha256") != input_sha or prov.get("config_digest") != cfg_digest:
+        prov = provenance_from_dict(json.loads(sj.read_text(encoding="utf-8")).get("provenance"))
+        if prov.input_sha256 != input_sha or prov.config_digest != cfg_digest:
             return False
-        return all((session_dir / name).is_file() for name in prov.get("outputs", []))
-    except (OSError, ValueError, KeyError, TypeError):
+        return all((session_dir / str(name)).is_file() for name in prov.outputs or ())
+    except (OSError, ValueError, AttributeError, TypeError):
         return False
 
 
-def write_outputs(record: Any, session_dir: Path, audio_path: Path | None, cfg: Config,
-                  extra_provenance: dict[str, Any]) -> None:
-    """Exports first, session.json last (atomic): session.json existing means everything is there."""
-    from dataclasses import replace
-
+def write_outputs(record: SessionRecord, session_dir: Path, audio_path: Path | None, cfg: Config,
+                  run: Mapping[str, Any]) -> None:
+    """Exports first, session.json last (atomic): session.json existing means everything is there. `run`:
+    the runner's provenance fields (config_digest, stage_seconds, consent, attempt); outputs are added."""
     from pipeline.exports import write_exports
 
     paths = write_exports(record, session_dir, audio_path, tuple(f for f in cfg.exports.formats))
-    prov = dict(record.provenance)
-    prov.update(extra_provenance)
-    prov["outputs"] = sorted(os.path.relpath(p, session_dir) for p in paths)
+    prov = replace(record.provenance, **run, outputs=tuple(sorted(os.path.relpath(p, session_dir) for p in paths)))
     write_session_json(replace(record, provenance=prov), session_dir / "session.json")
 
 
@@ -505,13 +501,14 @@ def _recover_processed_line(session_dir: Path, session_id: str, sha: str, audit:
                             done_attempts: set[tuple[Any, Any]]) -> None:
     """A run killed after session.json but before its `processed` line: write that line now."""
     try:
-        prov = json.loads((session_dir / "session.json").read_text(encoding="utf-8"))["provenance"]
-    except (OSError, ValueError, KeyError):
+        prov = provenance_from_dict(json.loads((session_dir / "session.json").read_text(encoding="utf-8"))
+                                    .get("provenance"))
+    except (OSError, ValueError, AttributeError):
         return
-    attempt = prov.get("attempt")
+    attempt = prov.attempt
     if attempt and (session_id, attempt) not in done_attempts:
         audit.write("processed", session_id=session_id, input_sha256=sha, attempt=attempt, recovered=True,
-                    models=prov.get("models"), consent=prov.get("consent"))
+                    models=prov.models, consent=prov.consent)
         done_attempts.add((session_id, attempt))
 
 
@@ -561,7 +558,7 @@ def _process_locked(proc: Any, job: SessionJob, sha: str | None, session_dir: Pa
         if stale.exists():
             stale.unlink()
         secs = time.perf_counter() - t0
-        audit.write("processed", session_id=job.session_id, input_sha256=record.provenance["input"]["sha256"],
+        audit.write("processed", session_id=job.session_id, input_sha256=record.provenance.input_sha256,
                     attempt=attempt, models=model_hashes, consent=consent, seconds=round(secs, 2))
         log.info("session %s: done in %.1f s (%.1fx real time)", job.session_id, secs,
                  record.duration_s / max(secs, 1e-9))

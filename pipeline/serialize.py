@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from pipeline.records import (SCHEMA_VERSION, Event, Quality, QualityWarning, Segment, SessionRecord, Speaker,
-                              SpeakerQuality, Turn, TurnProsody, Word)
+from pipeline.records import (PROVENANCE_FIELDS, SCHEMA_VERSION, Event, Provenance, Quality, QualityWarning, Segment,
+                              SessionRecord, Speaker, SpeakerQuality, Turn, TurnProsody, Word)
 
 _EVENT_KEYS = ("type", "subtype", "start", "end", "speaker", "target_speaker", "turn_index", "confidence",
                "evidence")
@@ -128,8 +128,29 @@ def record_to_dict(rec: SessionRecord) -> dict[str, Any]:
         d["quality"] = quality_to_dict(rec.quality)
     d["segments"] = [{"start": _r(s.start), "end": _r(s.end), "speaker": s.speaker} for s in rec.segments]
     d["metadata"] = dict(rec.metadata)
-    d["provenance"] = dict(rec.provenance)
+    d["provenance"] = provenance_to_dict(rec.provenance)
     return d
+
+
+def provenance_to_dict(p: Provenance) -> dict[str, Any]:
+    """The known fields that are set, in PROVENANCE_FIELDS order, then the keys this version does not know."""
+    d: dict[str, Any] = {}
+    for name in PROVENANCE_FIELDS:
+        v = getattr(p, name)
+        if v is not None:
+            d[name] = list(v) if isinstance(v, tuple) else v
+    d.update(p.other)
+    return d
+
+
+def provenance_from_dict(d: Any) -> Provenance:
+    """A Provenance from session.json's "provenance" (anything not a mapping reads as empty)."""
+    if not isinstance(d, Mapping):
+        return Provenance()
+    known = {name: d[name] for name in PROVENANCE_FIELDS if name in d}
+    if isinstance(known.get("outputs"), list):
+        known["outputs"] = tuple(known["outputs"])
+    return Provenance(**known, other={k: v for k, v in d.items() if k not in PROVENANCE_FIELDS})
 
 
 def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:
@@ -158,7 +179,7 @@ def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:
         ),
         events=tuple(event_from_dict(e) for e in d.get("events", ())),
         metrics=d.get("metrics", {}),
-        provenance=d.get("provenance", {}),
+        provenance=provenance_from_dict(d.get("provenance")),
         metadata=d.get("metadata", {}),
         segments=tuple(Segment(float(s["start"]), float(s["end"]), s["speaker"]) for s in d.get("segments", ())),
         prosody=prosody,

@@ -29,8 +29,8 @@ from pipeline.levels import apply_gains, measure_levels, plan_gains, with_gains
 from pipeline.measures import measure_conversation, segments_from_turns, talk_time
 from pipeline.prosody import analyse_prosody, prosody_metrics, with_prosody_evidence
 from pipeline.quality import assess_quality
-from pipeline.records import (Audio, Diarization, Event, Levels, ModelInfo, Segment, SessionRecord, Speaker,
-                              Transcript, Turn, Word)
+from pipeline.records import (Audio, Diarization, Event, Levels, ModelInfo, Provenance, Segment, SessionRecord,
+                              Speaker, Transcript, Turn, Word)
 from pipeline.roles import assign_roles
 from pipeline.tagging import rupture_metrics, tag_turns
 from pipeline.tracks import TrackSet, load_tracks
@@ -80,7 +80,7 @@ class SessionRequest:
 def analyse_conversation(session_id: str, duration_s: float, turns: tuple[Turn, ...], words: tuple[Word, ...] | None,
                          segments: tuple[Segment, ...], speakers: tuple[str, ...], roles: Mapping[str, str],
                          role_confidence: Mapping[str, float], role_source: str, classifier: Any, cfg: Config,
-                         provenance: Mapping[str, Any], metadata: Mapping[str, Any], hook: Hook = _no_hook
+                         provenance: Provenance, metadata: Mapping[str, Any], hook: Hook = _no_hook
                          ) -> SessionRecord:
     """The stages that need no audio (shared by `rupture run` and `rupture tag`)."""
     turns = with_roles(turns, roles)
@@ -232,16 +232,13 @@ def process_session(req: SessionRequest, proc: SessionProcessor, hook: Hook = _n
     turns = with_roles(provisional, assignment.roles)
     hook("turns", turns)
 
-    provenance = {
-        "models": model_provenance(proc.model_infos),
-        "config": to_dict(cfg),
-        "package_version": __version__,
-        "created": created,
-        "input": aligned.provenance if aligned else {"path_name": req.audio_path.name, "sha256": audio.sha256,
-                  "sample_rate": audio.source_sample_rate, "channels": audio.source_channels},
-        "diarization_method": diar.method,
-        "asr_language": transcript.language,
-    }
+    provenance = Provenance(
+        models=model_provenance(proc.model_infos), config=to_dict(cfg), package_version=__version__,
+        created=created,
+        input=aligned.provenance if aligned else {"path_name": req.audio_path.name, "sha256": audio.sha256,
+                                                  "sample_rate": audio.source_sample_rate,
+                                                  "channels": audio.source_channels},
+        diarization_method=diar.method, asr_language=transcript.language)
     role_source = "channel" if channel_path and assignment.source == "manifest" else assignment.source
     rec = _stage("analysis")(analyse_conversation)(
         req.session_id, audio.duration_s, turns, words, diar.overlapping, diar.speakers, assignment.roles,
@@ -344,13 +341,12 @@ class TranscriptProcessor:
         else:
             a = assign_roles(parsed.turns, speakers, self.cfg.roles, therapist_hint=hint)
             roles, conf, source = dict(a.roles), dict(a.confidence), a.source
-        provenance = {
-            "models": model_provenance(self.model_infos),
-            "config": to_dict(self.cfg), "package_version": __version__, "created": created,
-            "input": {"path_name": req.audio_path.name, "sha256": req.input_sha256 or sha256_file(req.audio_path),
-                      "kind": "transcript"},
-            "diarization_method": "transcript",
-        }
+        provenance = Provenance(
+            models=model_provenance(self.model_infos), config=to_dict(self.cfg), package_version=__version__,
+            created=created,
+            input={"path_name": req.audio_path.name, "sha256": req.input_sha256 or sha256_file(req.audio_path),
+                   "kind": "transcript"},
+            diarization_method="transcript")
         segments = segments_from_turns(parsed.turns)
         return _stage("analysis")(analyse_conversation)(
             req.session_id, parsed.duration_s, parsed.turns, None, segments, speakers, roles, conf, source,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pipeline.records import (  # noqa: E402
     INTERRUPTION_SUBTYPES,
+    Provenance,
     REPAIR_SUBTYPES,
     RUPTURE_SUBTYPES,
     Event,
@@ -77,8 +78,8 @@ def synthetic_session(minutes: float = 60.0, seed: int = 0) -> SessionRecord:
                   Speaker(speakers[1], "client", talk[speakers[1]], 0.9, "inferred")),
         turns=tuple(turns), words=tuple(words), events=tuple(sorted(events, key=lambda e: e.start)),
         metrics={"talk_time_share": {s: v / sum(talk.values()) for s, v in talk.items()}},
-        provenance={"models": {"asr": {"name": "whisper-base", "version": "x", "sha256": "0" * 64}},
-                    "created": "2026-01-01T00:00:00+00:00"},
+        provenance=Provenance(models={"asr": {"name": "whisper-base", "version": "x", "sha256": "0" * 64}},
+                              created="2026-01-01T00:00:00+00:00"),
         segments=tuple(segments))
 
 

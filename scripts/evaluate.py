@@ -69,7 +69,7 @@ def evaluate_stereo(proc: SessionProcessor, wav: Path) -> dict:
     rec = proc(SessionRequest("stereo", wav))
     by = {s: " ".join(w.text for w in rec.words or () if w.speaker == s) for s in STEREO_TRUTH}
     return {
-        "diarization_method": rec.provenance["diarization_method"],
+        "diarization_method": rec.provenance.diarization_method,
         "speakers_found": [s.id for s in rec.speakers],
         **{f"wer_{ch}": round(word_error_rate(STEREO_TRUTH[ch], by.get(ch, "")), 4) for ch in STEREO_TRUTH},
         "words_on_wrong_channel": sum(

@@ -41,7 +41,7 @@ from pipeline.exports import (
 )
 from pipeline.exports._formats import eaf_text, transcript_text, vtt_text
 from pipeline.exports._html import render_report
-from pipeline.records import Event, SessionRecord, Speaker, Turn
+from pipeline.records import Event, Provenance, SessionRecord, Speaker, Turn
 from pipeline.serialize import read_session_json, write_session_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -317,13 +317,13 @@ def test_report_content(small: SessionRecord) -> None:
 
 def test_report_survives_sparse_records() -> None:
     rec = SessionRecord(session_id="empty", duration_s=0.0, speakers=(), turns=(), words=None, events=(),
-                        metrics={}, provenance={})
+                        metrics={}, provenance=Provenance())
     page = render_report(rec, None)
     assert "No flagged moments." in page and "No transcript." in page and "Models: not recorded" in page
     odd = SessionRecord(session_id="odd", duration_s=10.0, speakers=(Speaker("A", "unknown", 2.0, 0.5, "inferred"),),
                         turns=(Turn(0, "A", "unknown", 1.0, 3.0, "hello", 1),), words=None,
                         events=(Event("talk_time_imbalance", None, 0, 10, None, None, None, 0.5, ""),),
-                        metrics={"nested": {"deep": [1, 2, 3], "x": None}}, provenance={"models": ["a", "b"]})
+                        metrics={"nested": {"deep": [1, 2, 3], "x": None}}, provenance=Provenance(models=["a", "b"]))
     page = render_report(odd, None)
     assert "Therapist talk share</dt><dd>n/a</dd>" in page and "nested.deep" in page
 
@@ -339,7 +339,7 @@ def test_any_text_is_escaped_everywhere(texts: list[str], sid: str) -> None:
     rec = SessionRecord(session_id=sid, duration_s=len(texts) * 2.0 + 1, words=None,
                         speakers=(Speaker("S0", "therapist", 1.0, 1, "x"), Speaker("S1", "client", 1.0, 1, "x")),
                         turns=turns, events=(Event("rupture", "withdrawal.denial", 0.0, 1.5, "S1", "S0", 0, 0.7,
-                                                   texts[0], resolved=False),), metrics={}, provenance={})
+                                                   texts[0], resolved=False),), metrics={}, provenance=Provenance())
     page = render_report(rec, None)
     assert page.count("</script") == 2 and page.count("<script") == 2
     assert len(re.findall(r"<li class=\"turn", page)) == len(texts)
@@ -539,3 +539,18 @@ def test_therapist_share_prefers_the_measures_value(small: SessionRecord) -> Non
     assert "Therapist talk share</dt><dd>42%</dd>" in render_report(with_metric, None)
     odd = dataclasses.replace(small, metrics={"therapist_share": "high"})
     assert therapist_talk_share(odd) == therapist_talk_share(small)
+
+
+def test_provenance_round_trip_keeps_order_and_unknown_keys() -> None:
+    """session.json "provenance" <-> Provenance: known keys in the contract's order, absent ones not written,
+    keys this version does not know kept after them; a non-mapping reads as empty."""
+    from pipeline.serialize import provenance_from_dict, provenance_to_dict
+
+    raw = {"created": "2026-01-01T00:00:00+00:00", "models": {"asr": {"name": "w", "version": "1"}},
+           "from_a_newer_writer": {"x": 1}, "outputs": ["report.html"], "input": {"sha256": "ab" * 32}}
+    prov = provenance_from_dict(raw)
+    assert prov.outputs == ("report.html",) and prov.input_sha256 == "ab" * 32 and prov.config_digest is None
+    out = provenance_to_dict(prov)
+    assert list(out) == ["models", "created", "input", "outputs", "from_a_newer_writer"] and out == raw
+    assert provenance_from_dict(["not", "a", "mapping"]) == Provenance() and provenance_to_dict(Provenance()) == {}
+    assert Provenance(input={"sha256": 5}).input_sha256 is None

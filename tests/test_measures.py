@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pipeline.config import MeasuresConfig, config_from_dict
 from pipeline.measures import (Measures, is_backchannel_text, is_question_or_invitation, measure_conversation,
                                minimal_response_evidence, segments_from_turns, speech_time, talk_time)
-from pipeline.records import Event, Segment, Turn, Word
+from pipeline.records import Event, Provenance, Segment, Turn, Word
 from pipeline.serialize import event_to_dict
 from pipeline.turns import build_turns
 
@@ -562,7 +562,7 @@ def test_eval_runs_mode_scores_a_session_json(tmp_path):
     m = measure_conversation(turns, words, segs, roles, float(truth["duration_s"]), CFG)
     rec = SessionRecord("s1", float(truth["duration_s"]),
                         tuple(Speaker(s, r, talk_time(segs)[s], 1.0, "inferred") for s, r in roles.items()),
-                        turns, words, m.events, m.metrics, {}, segments=segs)
+                        turns, words, m.events, m.metrics, Provenance(), segments=segs)
     path = tmp_path / "s1" / "session.json"
     write_session_json(rec, path)
     row = eval_measures.run_output(truth, path, tol=0.5)

@@ -121,13 +121,13 @@ def test_batch_offline_with_failure_refusal_and_outputs(first_run):
         assert stat.S_IMODE(os.stat(out / sid / "session.json").st_mode) == 0o600
 
     tele = read_session_json(out / "tele" / "session.json")
-    assert tele.provenance["diarization_method"] == "channels"
+    assert tele.provenance.diarization_method == "channels"
     assert {s.id: s.role for s in tele.speakers} == {"ch0": "therapist", "ch1": "client"}
     assert "wizard" in " ".join(w.text for w in tele.words if w.speaker == "ch0").lower()
     assert "horizon" in " ".join(w.text for w in tele.words if w.speaker == "ch1").lower()
 
     phone = read_session_json(out / "phone" / "session.json")
-    assert phone.provenance["diarization_method"] == "pyannote" and len(phone.speakers) == 2
+    assert phone.provenance.diarization_method == "pyannote" and len(phone.speakers) == 2
 
     # prosody (issue 15): every turn of both paths measured or given a reason; real voices get an F0
     for rec in (tele, phone):

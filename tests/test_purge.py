@@ -27,9 +27,8 @@ def _make_session(out: Path, sid: str, audio: Path, created: datetime) -> None:
     """A real session folder (all exports, session.json last) for `audio`, written by the runner's code."""
     rec = read_session_json(FIXTURE)
     cfg = load_config()
-    prov = dict(rec.provenance)
-    prov.update(created=created.isoformat(timespec="seconds"), config=json.loads(json.dumps(
-        {"exports": {"formats": list(cfg.exports.formats)}})),
+    prov = dataclasses.replace(rec.provenance, created=created.isoformat(timespec="seconds"), config=json.loads(
+        json.dumps({"exports": {"formats": list(cfg.exports.formats)}})),
         input={"path_name": audio.name, "sha256": sha256_file(audio)})
     rec = dataclasses.replace(rec, session_id=sid, provenance=prov)
     (out / sid).mkdir(parents=True, mode=0o700)

@@ -166,7 +166,7 @@ def test_ray_backend_on_existing_local_cluster(model_store, cluster, tmp_path, s
     assert len(pids) == 1 and len(started) == 3
     for sid in ("one", "two_two"):
         rec = read_session_json(out / sid / "session.json")
-        assert rec.words and rec.provenance["diarization_method"] == "channels"
+        assert rec.words and rec.provenance.diarization_method == "channels"
         prov = json.loads((out / sid / "session.json").read_text())["provenance"]
         assert prov["outputs"] and all((out / sid / n).is_file() for n in prov["outputs"])
         assert [a for a in audit if a["event"] == "processed" and a["session_id"] == sid][0]["attempt"] == prov["attempt"]

@@ -77,7 +77,7 @@ def _synchrony(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 def session_row(record: SessionRecord) -> dict[str, Any]:
     c = session_counts(record)
-    prov = record.provenance if isinstance(record.provenance, Mapping) else {}
+    prov = record.provenance
     directions = c["interruptions_by_direction"]
     return {
         "session_id": record.session_id, "schema_version": record.schema_version,
@@ -90,9 +90,9 @@ def session_row(record: SessionRecord) -> dict[str, Any]:
         "backchannels": c["backchannels"], "overlaps": c["overlaps"], "long_pauses": c["long_pauses"],
         "imbalances": c["imbalances"], "human_coded_events": c["human_coded_events"],
         **_synchrony(record.metrics if isinstance(record.metrics, Mapping) else {}),
-        "models": "; ".join(model_names(prov)),
-        "package_version": str(prov.get("package_version", "")) or None,
-        "created": str(prov.get("created", "")) or None,
+        "models": "; ".join(model_names(prov.models)),
+        "package_version": str(prov.package_version or "") or None,
+        "created": str(prov.created or "") or None,
         "metrics_json": _jsonable(record.metrics if isinstance(record.metrics, Mapping) else {}),
         "metadata_json": _jsonable(record.metadata if isinstance(record.metadata, Mapping) else {}),
     }

@@ -64,7 +64,7 @@ def _ms(t: float) -> int:
 
 
 def _created(record: SessionRecord) -> str:
-    created = record.provenance.get("created") if isinstance(record.provenance, Mapping) else None
+    created = record.provenance.created
     if isinstance(created, str) and _ISO_RE.match(created):
         return created
     return _EPOCH

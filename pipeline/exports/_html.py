@@ -116,7 +116,7 @@ def _header(record: SessionRecord, names: Mapping[str, str]) -> str:
         n = len(record.quality.warnings)
         parts.append(f'<div><dt>Recording</dt><dd>{"check: " + str(n) + " warning" + "s" * (n > 1) if n else "ok"}'
                      '</dd></div>')
-    models = model_names(record.provenance)
+    models = model_names(record.provenance.models)
     models_html = (f'<div class="models">Models: {_e(", ".join(models))}</div>' if models
                    else '<div class="models">Models: not recorded</div>')
     return (f'<h1>Session {_e(record.session_id)}</h1>\n<dl class="facts" id="facts">{"".join(parts)}</dl>\n'

@@ -120,9 +120,8 @@ def hms(seconds: float, decimals: int = 1) -> str:
     return out
 
 
-def model_names(provenance: Mapping[str, Any]) -> list[str]:
-    """'name version' strings from provenance['models'] (a mapping or a list); defensive about shape."""
-    models = provenance.get("models") if isinstance(provenance, Mapping) else None
+def model_names(models: Any) -> list[str]:
+    """'name version' strings from provenance.models (a mapping or a list); defensive about shape."""
     out: list[str] = []
     items: list[tuple[str, Any]]
     if isinstance(models, Mapping):
