@@ -64,6 +64,29 @@ class AsrConfig:
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
     hallucination_silence_threshold: float | None = 2.0
+    # What Whisper decodes on the mono mix (diarization runs first, so its speech is known): "vad" lets
+    # faster-whisper's Silero VAD choose (`vad_filter`); "diarization" decodes the diarization's speech (every
+    # speaker's segments widened by `regions_pad_s` each side) with Silero off; "union" decodes both. Silero
+    # misses band-limited speech: on telephone-band audio it kept 62 s of 80 s of speech. Dev sessions
+    # (degradation suite, 2 sessions, WER "vad" -> "diarization"): telephone 42.0% -> 8.2%, clean 6.4 -> 6.0,
+    # quieter client 10 dB 7.8 -> 6.4, babble 10 dB 18.2 -> 16.7, pink noise 10 dB 21.1 -> 22.2 (6 words of
+    # 550; Silero thresholds 0.25-0.5 alone moved it between 20.0 and 23.6); DER is untouched (README,
+    # "Recording conditions"). Diarized speech is decoded in clips of at most 30 s (Whisper's window) that
+    # take in the gaps between segments; a gap longer than `regions_max_gap_s` starts a new clip. Padding
+    # 0.4 s was better than 0.2 on telephone and babble; gaps 0.5/2/10 s made no consistent difference.
+    # Calls without regions (the stereo channel path, models.asr used alone) use Silero.
+    speech_regions: str = "diarization"
+    regions_pad_s: float = 0.4
+    regions_max_gap_s: float = 2.0
+    # Silero VAD's speech-probability threshold where Silero chooses (faster-whisper's default 0.5; lower
+    # keeps more quiet or band-limited speech: on telephone 0.35 gave WER 11.1%, 0.25 8.4%, but noise and
+    # babble moved by up to 2.5 and 4.2 points either way, so the default stays).
+    vad_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.speech_regions not in ("vad", "diarization", "union"):
+            raise ConfigError(f"asr.speech_regions: must be vad, diarization or union "
+                              f"(got {_kind(self.speech_regions)})")
 
 
 @dataclass(frozen=True)

@@ -284,11 +284,12 @@ def _transcribe(proc: SessionProcessor, audio: Audio, diar: Diarization, channel
                 levels: Levels | None = None) -> Transcript:
     if not channel_path:
         gains = {s.speaker: s.asr_gain_db for s in levels.speakers} if levels is not None else {}
+        speech = [(s.start, s.end) for s in diar.overlapping]  # what Whisper decodes (asr.speech_regions)
         if not any(g > 0 for g in gains.values()):
-            return proc.transcriber(audio)
+            return proc.transcriber(audio, regions=speech)
         # quieter speakers raised to the loudest one's level, for the recogniser only (pipeline.levels)
         louder = apply_gains(audio.mono, audio.sample_rate, diar.overlapping, gains, proc.cfg.levels)
-        return proc.transcriber(dataclasses.replace(audio, samples=louder[None, :], source_channels=1))
+        return proc.transcriber(dataclasses.replace(audio, samples=louder[None, :], source_channels=1), regions=speech)
     # Exact path: each channel holds one speaker; transcribe each on its own, muted outside its speaker's
     # speech (crosstalk), and label its words.
     words: list[Word] = []

@@ -83,3 +83,22 @@ def overlap_split(per_speaker: Mapping[str, Sequence[Interval]]
         starter = max(act, key=lambda spk: (active_at(per_speaker[spk], mid) or (0.0, 0.0))[0])
         started[starter] += hi - lo
     return solo, started, total_overlap
+
+
+def windows(intervals: Iterable[Interval], max_len: float, max_gap: float = math.inf) -> list[Interval]:
+    """Cover the union of `intervals` with sorted, disjoint windows of at most `max_len` seconds (the clips a
+    recogniser with a fixed window decodes one at a time). A window starts where speech starts and takes in
+    the following intervals, gaps included, while the gap before each is at most `max_gap` and the window
+    stays within `max_len`; an interval longer than `max_len` is cut into equal pieces. Every second of the
+    union lies in exactly one window."""
+    if not max_len > 0:
+        raise ValueError(f"max_len must be positive (got {max_len})")
+    out: list[Interval] = []
+    for s, e in union(intervals):
+        if out and s - out[-1][1] <= max_gap and e - out[-1][0] <= max_len:
+            out[-1] = (out[-1][0], e)
+            continue
+        n = max(1, math.ceil((e - s) / max_len - EPS))
+        step = (e - s) / n
+        out += [(s + i * step, e if i == n - 1 else s + (i + 1) * step) for i in range(n)]
+    return out

@@ -68,3 +68,34 @@ def test_channel_path_keeps_crosstalk_off_the_other_channel(transcriber, default
         assert len(heard) >= 8, (ch, heard)
         foreign = [w for w in heard if w and w not in said[ch]]
         assert len(foreign) <= 1, (ch, foreign)  # one misheard word at most, no crosstalk sentences
+
+
+def test_speech_clips_pad_regions_inside_the_recording_and_pack_them():
+    """No model: the clips Whisper decodes for diarized speech (asr.speech_regions)."""
+    from models.asr import speech_clips
+
+    regions = [(0.1, 3.0), (3.5, 9.0), (20.0, 26.0), (27.0, 29.9)]
+    assert speech_clips(regions, duration_s=30.0, pad_s=0.2, max_gap_s=2.0) == [(0.0, 9.2), (19.8, 30.0)]
+    # overlapping speakers' segments are one stretch of speech; a 70 s monologue becomes three clips
+    assert speech_clips([(1.0, 4.0), (2.0, 5.0)], 10.0, 0.0, 2.0) == [(1.0, 5.0)]
+    assert len(speech_clips([(0.0, 70.0)], 70.0, 0.2, 2.0)) == 3
+    assert speech_clips([], 10.0, 0.2, 2.0) == []
+
+
+def test_transcribing_given_speech_regions_keeps_words_inside_them(transcriber, default_config, pyannote_sample):
+    """The mono path hands Whisper the diarization's speech (asr.speech_regions "diarization", the default):
+    on real speech with the reference's speech as regions the transcript is as good as Silero's, and
+    no word lies outside the padded regions."""
+    audio = load_audio(pyannote_sample["wav"], default_config.audio)
+    rows = [line.split(maxsplit=5) for line in pyannote_sample["stm"].read_text().splitlines() if line.strip()]
+    regions = [(float(r[3]), float(r[4])) for r in rows]
+    assert transcriber.cfg.speech_regions == "diarization"
+    tr = transcriber(audio, regions=regions)
+    wer = jiwer.wer(_norm(" ".join(r[5] for r in rows)), _norm(" ".join(w.text for w in tr.words)))
+    assert wer < 0.35, wer
+    pad = transcriber.cfg.regions_pad_s + 0.1
+    assert tr.words and all(any(s - pad <= w.start and w.end <= e + pad for s, e in regions) for w in tr.words)
+    # speech outside the regions is not decoded: the first half's regions give the first half's words only
+    first = [(s, e) for s, e in regions if e < audio.duration_s / 2]
+    half = transcriber(audio, regions=first)
+    assert half.words and max(w.end for w in half.words) <= first[-1][1] + pad

@@ -21,6 +21,7 @@ def test_unknown_key_is_an_error_naming_the_key():
 @pytest.mark.parametrize("section,key,value", [
     ("asr", "beam_size", "five"), ("asr", "beam_size", True), ("tagging", "threshold", "high"),
     ("tagging", "enabled", "yes"), ("exports", "formats", "html"), ("models", "asr", 3),
+    ("asr", "speech_regions", "silero"),
 ])
 def test_wrong_types_are_errors(section, key, value):
     with pytest.raises(ConfigError):
