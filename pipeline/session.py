@@ -22,18 +22,19 @@ from typing import Any, Callable, Mapping, Protocol
 from pipeline import __version__
 from pipeline.audio import load_audio
 from pipeline.channels import SPEAKERS as CHANNEL_SPEAKERS
-from pipeline.channels import diarize_channels, gate_to_speech, words_in_speech
+from pipeline.channels import diarize_channels
 from pipeline.config import Config, to_dict
 from pipeline.errors import RuptureError, SessionError
-from pipeline.levels import apply_gains, measure_levels, plan_gains, with_gains
+from pipeline.levels import measure_levels, plan_gains, with_gains
 from pipeline.measures import measure_conversation, segments_from_turns, talk_time
 from pipeline.prosody import analyse_prosody, prosody_metrics, with_prosody_evidence
 from pipeline.quality import assess_quality
 from pipeline.records import (Audio, Diarization, Event, Levels, ModelInfo, Provenance, Segment, SessionRecord,
-                              Speaker, Transcript, Turn, Word)
+                              Speaker, Turn, Word)
 from pipeline.roles import assign_roles
 from pipeline.tagging import rupture_metrics, tag_turns
 from pipeline.tracks import TrackSet, load_tracks
+from pipeline.transcription import transcribe
 from pipeline.turns import attribute_words, build_turns, with_roles
 
 
@@ -82,8 +83,7 @@ def analyse_conversation(session_id: str, duration_s: float, turns: tuple[Turn, 
                          role_confidence: Mapping[str, float], role_source: str, classifier: Any, cfg: Config,
                          provenance: Provenance, metadata: Mapping[str, Any], hook: Hook = _no_hook
                          ) -> SessionRecord:
-    """The stages that need no audio (shared by `rupture run` and `rupture tag`)."""
-    turns = with_roles(turns, roles)
+    """The stages that need no audio (shared by `rupture run` and `rupture tag`); `turns` carry their roles."""
     # words exist only when this session was transcribed here (`rupture tag` reads a transcript without them)
     measures = measure_conversation(turns, words or (), segments, roles, duration_s, cfg.measures,
                                     asr_words=words is not None)
@@ -219,7 +219,7 @@ def process_session(req: SessionRequest, proc: SessionProcessor, hook: Hook = _n
     levels = _stage("levels")(_levels)(audio, diar, channel_path, cfg)
     hook("levels", levels)
 
-    transcript = _stage("transcription")(_transcribe)(proc, audio, diar, channel_path, levels)
+    transcript = _stage("transcription")(transcribe)(proc.transcriber, audio, diar, channel_path, levels, cfg)
     hook("transcription", transcript)
 
     if channel_path:
@@ -280,35 +280,6 @@ def add_prosody(rec: SessionRecord, audio: Audio, diar: Diarization, channel_pat
                                events=with_prosody_evidence(rec.events, res.turns, rec.turns))
 
 
-def _transcribe(proc: SessionProcessor, audio: Audio, diar: Diarization, channel_path: bool,
-                levels: Levels | None = None) -> Transcript:
-    if not channel_path:
-        gains = {s.speaker: s.asr_gain_db for s in levels.speakers} if levels is not None else {}
-        speech = [(s.start, s.end) for s in diar.overlapping]  # what Whisper decodes (asr.speech_regions)
-        if not any(g > 0 for g in gains.values()):
-            return proc.transcriber(audio, regions=speech)
-        # quieter speakers raised to the loudest one's level, for the recogniser only (pipeline.levels)
-        louder = apply_gains(audio.mono, audio.sample_rate, diar.overlapping, gains, proc.cfg.levels)
-        return proc.transcriber(dataclasses.replace(audio, samples=louder[None, :], source_channels=1), regions=speech)
-    # Exact path: each channel holds one speaker; transcribe each on its own, muted outside its speaker's
-    # speech (crosstalk), and label its words.
-    words: list[Word] = []
-    language, lang_p = "", 0.0
-    pad = proc.cfg.diarization.stereo_asr_pad_s
-    for spk in diar.speakers:
-        ch = CHANNEL_SPEAKERS.index(spk)
-        own = [s for s in diar.overlapping if s.speaker == spk]
-        one = Audio(samples=gate_to_speech(audio.samples[ch:ch + 1], audio.sample_rate, own, pad),
-                    sample_rate=audio.sample_rate, source_sample_rate=audio.source_sample_rate, source_channels=1,
-                    sha256=audio.sha256)
-        t = proc.transcriber(one)
-        words += [Word(w.start, w.end, w.text, w.probability, spk) for w in words_in_speech(t.words, own, pad)]
-        if t.language_probability > lang_p:
-            language, lang_p = t.language, t.language_probability
-    words.sort(key=lambda w: (w.start, w.end))
-    return Transcript(words=tuple(words), language=language, language_probability=lang_p)
-
-
 class TranscriptProcessor:
     """Text-only mode (`rupture tag`): an existing transcript in, the same analysis out (no `words`).
     Loads only the tagger. Same shape as SessionProcessor so the runner treats both alike."""
@@ -349,6 +320,7 @@ class TranscriptProcessor:
                    "kind": "transcript"},
             diarization_method="transcript")
         segments = segments_from_turns(parsed.turns)
+        turns = with_roles(parsed.turns, roles)
         return _stage("analysis")(analyse_conversation)(
-            req.session_id, parsed.duration_s, parsed.turns, None, segments, speakers, roles, conf, source,
+            req.session_id, parsed.duration_s, turns, None, segments, speakers, roles, conf, source,
             self.classifier, self.cfg, provenance, dict(req.metadata), hook)

@@ -39,13 +39,11 @@ def test_channel_path_keeps_crosstalk_off_the_other_channel(transcriber, default
     """Two close-talk microphones each pick up the other speaker 20 dB down, and Whisper transcribes that
     faint speech too. Each channel's words must be its own speaker's only (before the crosstalk gate every
     word appeared on both channels)."""
-    from types import SimpleNamespace
-
     import numpy as np
 
     from pipeline.channels import diarize_channels
     from pipeline.records import Audio
-    from pipeline.session import _transcribe
+    from pipeline.transcription import transcribe
 
     synth = flite_synth
     cast = (synth.Part("T", "therapist", "slt"), synth.Part("C", "client", "rms"))
@@ -58,8 +56,7 @@ def test_channel_path_keeps_crosstalk_off_the_other_channel(transcriber, default
     audio = Audio(np.ascontiguousarray(rendered.audio.T), 16000, 16000, 2, "0" * 64)
     diar = diarize_channels(audio, default_config.diarization)
     assert diar is not None
-    proc = SimpleNamespace(transcriber=transcriber, cfg=default_config)
-    words = _transcribe(proc, audio, diar, channel_path=True).words
+    words = transcribe(transcriber, audio, diar, True, None, default_config).words
     said = {"ch0": set(), "ch1": set()}
     for u in rendered.truth.utterances:
         said["ch0" if u.speaker == "T" else "ch1"] |= set(_norm(u.text).split())
