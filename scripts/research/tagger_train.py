@@ -429,8 +429,6 @@ def train_head(convs: Sequence[Conversation], tables: Mapping[str, Table], setti
     """The shipped head: stage 1 (encoder heads and, with settings.lexical, the lexical part) on all of
     `convs`; the blend of the two, stage 2 and the thresholds on their out-of-fold scores (the folds of
     `convs`)."""
-    from models.tagger import blend_scores
-
     if settings.fold_average:
         return train_fold_average(convs, tables, settings, log)
     train_tabs = [tables[k] for k in settings.train_kinds]
@@ -440,17 +438,30 @@ def train_head(convs: Sequence[Conversation], tables: Mapping[str, Table], setti
     r, q, _ = oof_scores(convs, tab, dense_scorer(train_tabs, tab, settings.C, settings.standardise, extra,
                                                   settings.written_weight))
     tensors = fit_stage1(train_tabs, ids, settings.C, settings.standardise, extra, settings.written_weight)
-    terms: tuple[str, ...] = ()
+    lexical = None
     if settings.lexical:
         rl, ql, _ = oof_scores(convs, tab, lexical_scorer(train_tabs, tab, settings.lexical_C))
+        lexical = (rl, ql, *fit_lexical(train_tabs, ids, settings.lexical_C))
+    return _blend_and_decide(convs, tab, r, q, tensors, lexical, settings, log)
+
+
+def _blend_and_decide(convs: Sequence[Conversation], tab: Table, r: np.ndarray, q: np.ndarray,
+                      tensors: dict[str, np.ndarray], lexical: tuple | None, settings: TrainSettings,
+                      log: LOG) -> dict:
+    """The fitted head from the encoder heads' out-of-fold scores r, q and `tensors`, and, when given, the
+    lexical part's (out-of-fold rupture and repair scores, terms, tensors): their blend, stage 2 and the
+    thresholds, all fitted on the out-of-fold scores of `convs`."""
+    from models.tagger import blend_scores
+
+    terms: tuple[str, ...] = ()
+    if lexical is not None:
+        rl, ql, terms, lex = lexical
         rows = np.concatenate([tab.rows(c.conv) for c in convs])
         blend = fit_blend(tab, rows, (r, q), (rl, ql))
         log(f"  blend rupture {np.round(blend['blend.rupture'], 3).tolist()} repair "
             f"{np.round(blend['blend.repair'], 3).tolist()} (encoder, lexical, bias)")
         r, q = blend_scores(blend, (r, q), (rl, ql))
-        terms, lex = fit_lexical(train_tabs, ids, settings.lexical_C)
-        tensors.update(lex)
-        tensors.update(blend)
+        tensors = {**tensors, **lex, **blend}
     decision = fit_decision(convs, tab, r, q, settings, log)
     return {"tensors": tensors, "terms": terms, **decision}
 
@@ -462,8 +473,6 @@ def train_fold_average(convs: Sequence[Conversation], tables: Mapping[str, Table
     shipped and the scorers that set its thresholds then saw the same amount of data. Linear heads average
     exactly (the mean of their scores); the lexical part shares one vocabulary (fitted without labels on
     all of `convs`) so that its weights average too."""
-    from models.tagger import blend_scores
-
     train_tabs = [tables[k] for k in settings.train_kinds]
     tab = tables[settings.choose_on]
     ids = {c.conv for c in convs}
@@ -482,17 +491,9 @@ def train_fold_average(convs: Sequence[Conversation], tables: Mapping[str, Table
             terms, lex = fit_lexical(train_tabs, train, settings.lexical_C, vec)
             lexical.append(lex)
             rl[rows], ql[rows] = lexical_part(terms, lex).scores(*tab.texts(rows))
-    tensors = {key: np.mean([t[key] for t in dense], axis=0) for key in dense[0]}
-    if vec is not None:
-        rows = np.concatenate([tab.rows(c.conv) for c in convs])
-        blend = fit_blend(tab, rows, (r, q), (rl, ql))
-        log(f"  blend rupture {np.round(blend['blend.rupture'], 3).tolist()} repair "
-            f"{np.round(blend['blend.repair'], 3).tolist()} (encoder, lexical, bias)")
-        r, q = blend_scores(blend, (r, q), (rl, ql))
-        tensors.update({key: np.mean([t[key] for t in lexical], axis=0) for key in lexical[0]})
-        tensors.update(blend)
-    decision = fit_decision(convs, tab, r, q, settings, log)
-    return {"tensors": tensors, "terms": terms, **decision}
+    mean = lambda fitted: {key: np.mean([t[key] for t in fitted], axis=0) for key in fitted[0]}  # noqa: E731
+    return _blend_and_decide(convs, tab, r, q, mean(dense), (rl, ql, terms, mean(lexical)) if lexical else None,
+                             settings, log)
 
 
 def write_head(out_dir: Path, fitted: dict, info: Mapping[str, object]) -> str:
