@@ -118,8 +118,6 @@ class Diarizer:
 
     def __init__(self, cfg: DiarizationConfig, models_cfg: ModelsConfig) -> None:
         self.cfg = cfg
-        if cfg.torch_threads > 0:
-            torch.set_num_threads(cfg.torch_threads)
         self.device = torch.device(cfg.device)
         infos: list[ModelInfo] = []
         if models_cfg.diarization_pipeline:

@@ -87,13 +87,11 @@ def examples_from_turns(turns: Sequence[Turn], context_turns: int) -> list[Examp
 class TextEncoder:
     """Mean-pooled, L2-normalised sentence embeddings from a local transformers encoder."""
 
-    def __init__(self, path: Path, max_length: int = 128, threads: int | None = None) -> None:
+    def __init__(self, path: Path, max_length: int = 128) -> None:
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # no "Loading weights" bar in batch logs
-        if threads:
-            torch.set_num_threads(threads)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
             self.model = AutoModel.from_pretrained(str(path), local_files_only=True)
@@ -399,8 +397,6 @@ class MarkerClassifier:
         d = Path(cfg.classifier).expanduser() if cfg.classifier else HEAD_DIR
         if not d.is_dir():
             raise ModelError(f"tagging.classifier {d} is not a directory")
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
         self.head_dir = d
         self.context_weights: tuple[float, ...] = ()
         self.default_repair_threshold: float | None = None

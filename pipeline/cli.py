@@ -7,26 +7,15 @@ import pipeline.offline  # noqa: F401  (must come before any ML import)
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 from pipeline.config import Config, load_config
 from pipeline.errors import ConfigError, ModelError, RuptureError, UsageError
+from pipeline.process import init_process
 
 log = logging.getLogger("rupture")
 DEMO_DIR = Path(__file__).with_name("demo")
-
-
-def _setup_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    for noisy in ("faster_whisper", "pytorch_lightning", "lightning", "pyannote", "speechbrain", "numba",
-                  "urllib3", "filelock", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    import warnings
-
-    warnings.filterwarnings("ignore")
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -153,7 +142,6 @@ def cmd_import_eaf(args: argparse.Namespace) -> int:
     new = import_eaf(Path(args.eaf), rec)
     out = Path(args.out) if args.out else session_path
     coded = sum(e.type in ("rupture", "repair", "interruption") for e in new.events)
-    os.umask(0o077)  # a new --out folder and the record are owner-only, as everything rupture writes
     audit_path = session_path.parent.parent / "audit.jsonl"  # the output folder the session belongs to
     audit = None
     try:
@@ -233,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(-1 if args.quiet else args.verbose)
+    init_process(log_level=logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
     try:
         return int(args.fn(args))
     except (UsageError, ConfigError) as e:

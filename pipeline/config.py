@@ -141,10 +141,11 @@ class DiarizationConfig:
     # only words mostly inside that speech are kept: Whisper transcribes the other speaker's crosstalk even
     # at -20 dB, which put every word on both channels before this gate.
     stereo_asr_pad_s: float = 0.2
-    # torch intra-op threads for diarization. 1 by default: on a 2-core machine shared with other work,
-    # 2 threads ran 3-30x slower than 1 (OpenMP threads waiting on a descheduled sibling); measured with
-    # 1 thread under load: ~23x real time on the pyannote sample, ~18x on the demo session. Raise it only
-    # on cores this process has to itself.
+    # torch intra-op threads of the process: diarization, and the tagger's encoder unless tagging.threads is
+    # set (torch has one count per process; pipeline.process sets it once, in the worker). 1 by default: on
+    # a 2-core machine shared with other work, 2 threads ran 3-30x slower than 1 (OpenMP threads waiting on
+    # a descheduled sibling); measured with 1 thread under load: ~23x real time on the pyannote sample, ~18x
+    # on the demo session. Raise it only on cores this process has to itself.
     torch_threads: int = 1
 
 
@@ -302,7 +303,8 @@ class TaggingConfig:
     # Preceding turns given to the classifier with the target turn.
     context_turns: int = 2
     batch_size: int = 64
-    # torch threads for the encoder (0: leave torch's setting alone).
+    # torch threads of the process when the tagger runs (0: diarization.torch_threads). torch has one count
+    # per process, so a value here also applies to diarization (pipeline.process.torch_threads).
     threads: int = 0
     # Longest turn text quoted in an event's evidence (characters).
     evidence_chars: int = 160
@@ -393,8 +395,9 @@ class RunnerConfig:
     # Sessions processed at once (processes or Ray actors). Each loads every model (~1-1.5 GB of memory).
     workers: int = 1
     audit_log: str = "audit.jsonl"
-    # Threads each worker gives torch, CTranslate2 (Whisper) and onnxruntime. 0: CPU cores // workers (at
-    # least 1) when workers > 1; with one worker 0 keeps the asr/diarization/tagging thread settings.
+    # Threads each worker gives torch, CTranslate2 (Whisper) and onnxruntime: replaces asr.cpu_threads,
+    # diarization.torch_threads and tagging.threads. 0: CPU cores // workers (at least 1) when workers > 1;
+    # with one worker 0 keeps the asr/diarization/tagging thread settings.
     threads_per_worker: int = 0
     # Ray: cluster address (None: start a private local cluster bound to 127.0.0.1; "auto": the running one).
     ray_address: str | None = None

@@ -13,8 +13,9 @@ runs a `spawn` process pool; "ray" runs `workers` Ray actors (`ray_num_cpus`/`ra
 cluster at `ray_address` (None: a private cluster bound to 127.0.0.1, started and stopped here).
 
 Threads: `threads_per_worker` sizes each worker (0: CPU cores // workers) so that N workers on an N-core box
-do not oversubscribe the CPUs; `thread_env` carries it to pool processes and Ray actors (OMP_NUM_THREADS
-and friends), `with_threads` into a Config. The worker applies it when it is built.
+do not oversubscribe the CPUs; `with_threads` folds it into a Config and `thread_env` (pipeline.process)
+carries it to Ray actors (OMP_NUM_THREADS and friends). Each worker process sets its umask and logging when it
+starts (`pipeline.process.init_process`), and the worker it builds sets the threads.
 
 Stopping: `should_stop()` turning true (SIGINT/SIGTERM in the runner) stops handing out items; items already
 running finish; the return value says whether any item was left undone. Local pool workers die with the
@@ -39,14 +40,12 @@ from typing import Any, Callable, Sequence
 from pipeline.config import Config, RunnerConfig
 from pipeline.errors import ModelError, UsageError
 from pipeline.offline import OFFLINE_ENV
+from pipeline.process import POOL_LOG_FORMAT, RAY_LOG_FORMAT, init_process, thread_env
 
 log = logging.getLogger("rupture")
 
 Item = tuple[Any, ...]
 Worker = Callable[..., Any]
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-              "VECLIB_MAXIMUM_THREADS")
-NOISY_LOGGERS = ("faster_whisper", "pytorch_lightning", "lightning", "pyannote", "speechbrain", "numba")
 
 
 @dataclass(frozen=True)
@@ -87,10 +86,6 @@ def with_threads(cfg: Config, threads: int) -> Config:
         tagging=dataclasses.replace(cfg.tagging, threads=threads))
 
 
-def thread_env(threads: int) -> dict[str, str]:
-    return {k: str(threads) for k in THREAD_ENV} if threads > 0 else {}
-
-
 def run_items(items: Sequence[Item], make_worker: Callable[[], Worker], ex: Executor,
               should_stop: Callable[[], bool], collect: Callable[[Any], None],
               lost: Callable[[Item, str], Any]) -> bool:
@@ -101,16 +96,6 @@ def run_items(items: Sequence[Item], make_worker: Callable[[], Worker], ex: Exec
     if workers > 1:
         return _run_pool(list(items), make_worker, ex, workers, should_stop, collect, lost)
     return _run_serial(list(items), make_worker, should_stop, collect)
-
-
-def quiet_worker_logging(level: int, fmt: str) -> None:
-    """Logging of a worker process (pool or Ray): the run's level, the libraries' chatter off."""
-    logging.basicConfig(level=level, format=fmt)
-    for noisy in NOISY_LOGGERS:
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    import warnings
-
-    warnings.filterwarnings("ignore")
 
 
 # ---------------------------------------------------------------------------------------------- in-process
@@ -154,7 +139,7 @@ def _pool_init(make_worker: Callable[[], Worker], log_level: int) -> None:
     global _WORKER, _INIT_ERROR
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    quiet_worker_logging(log_level, "%(asctime)s %(levelname)s [worker %(process)d] %(message)s")
+    init_process(log_level=log_level, log_format=POOL_LOG_FORMAT)
     try:
         _WORKER = make_worker()
     except ModelError as e:
@@ -213,7 +198,7 @@ class _RayActor:
     """A Ray actor holding one worker."""
 
     def __init__(self, make_worker: Callable[[], Worker], log_level: int) -> None:
-        quiet_worker_logging(log_level, "%(levelname)s %(message)s")
+        init_process(log_level=log_level, log_format=RAY_LOG_FORMAT)
         self.worker = make_worker()
 
     def ready(self) -> int:

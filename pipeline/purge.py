@@ -70,7 +70,6 @@ def purge(out_dir: Path, jobs: Sequence[SessionJob], older_than_days: float, *, 
     now = now or datetime.now(timezone.utc)
     cutoff = now - timedelta(days=older_than_days)
     audio_of = {j.session_id: j for j in jobs}
-    os.umask(0o077)
     audit_path = audit_log_path(out_dir, audit_log)
     try:
         return _purge_locked(out_dir, audio_of, older_than_days, cutoff, now, transcripts, dry_run, audit_path)

@@ -57,7 +57,7 @@ from pipeline import distributed
 from pipeline.config import Config, to_dict
 from pipeline.errors import ModelError, RuptureError, SessionError, UsageError
 from pipeline.inputs import Refusal, SessionJob
-from pipeline.offline import OFFLINE_ENV
+from pipeline.process import init_process
 from pipeline.records import SessionRecord
 from pipeline.serialize import atomic_write_text, provenance_from_dict, read_session_json, write_session_json
 
@@ -348,7 +348,6 @@ def run_batch(jobs: list[SessionJob], refusals: list[Refusal], out_dir: Path, cf
               force: bool = False, processor_factory: Callable[[Config], Any] | None = None,
               attestation: str | None = None) -> BatchResult:
     """Process `jobs` with the backend `cfg.runner` names (local in-process, local process pool, Ray)."""
-    os.umask(0o077)
     audit_path = audit_log_path(out_dir, cfg.runner.audit_log)
     try:
         # An existing --out is left as it is (it may be /tmp, or a link the operator made); what is created
@@ -403,18 +402,9 @@ class SessionWorker:
     def __init__(self, spec: WorkerSpec) -> None:
         from pipeline.session import SessionProcessor, model_provenance
 
-        os.environ.update(OFFLINE_ENV)
-        os.environ.update(distributed.thread_env(spec.threads))
         self.spec = spec
         cfg = distributed.with_threads(spec.cfg, spec.threads)
-        if spec.threads > 0:
-            import torch
-
-            torch.set_num_threads(spec.threads)
-            try:
-                torch.set_num_interop_threads(1)
-            except RuntimeError:  # already set in this process
-                pass
+        init_process(cfg=cfg, threads=spec.threads)
         try:
             self.proc = (spec.processor_factory or SessionProcessor)(cfg)
         except RuptureError:

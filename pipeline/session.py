@@ -128,7 +128,6 @@ class SessionProcessor:
         from models.diarizer import Diarizer
 
         self.cfg = cfg
-        _set_threads(cfg)
         self.transcriber = Transcriber(cfg.asr, cfg.models)
         hook("load_asr")
         self.diarizer = Diarizer(cfg.diarization, cfg.models)
@@ -154,12 +153,6 @@ class SessionProcessor:
 
     def __call__(self, req: SessionRequest, hook: Hook = _no_hook, created: str = "") -> SessionRecord:
         return process_session(req, self, hook=hook, created=created)
-
-
-def _set_threads(cfg: Config) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, cfg.diarization.torch_threads))
 
 
 def _stage(name: str):
@@ -292,7 +285,6 @@ class TranscriptProcessor:
         if cfg.tagging.enabled:
             from models.tagger import MarkerClassifier
 
-            _set_threads(cfg)
             self.classifier = MarkerClassifier(cfg.tagging, cfg.models)
             hook("load_tagger")
 

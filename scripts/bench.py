@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from pipeline.audio import load_audio  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
+from pipeline.process import set_threads  # noqa: E402
 from pipeline.session import SessionProcessor, SessionRequest, StageTimer  # noqa: E402
 
 CORE = ("audio", "diarization", "transcription")
@@ -43,6 +44,7 @@ def main() -> int:
     audio_path = Path(args.audio)
 
     t0 = time.perf_counter()
+    set_threads(cfg)  # as the session worker does (pipeline.process)
     proc = SessionProcessor(cfg)
     load_s = time.perf_counter() - t0
     audio = load_audio(audio_path, cfg.audio)

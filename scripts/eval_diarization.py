@@ -287,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         kw["torch_threads"] = args.threads
     cfg = DiarizationConfig(**kw)
+    import torch
+
+    torch.set_num_threads(max(1, cfg.torch_threads))  # this script is its own entry point (pipeline.process)
     if args.synthetic:
         synthetic(cfg, args.synthetic, args.min_segment)
     elif args.tune:

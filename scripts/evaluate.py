@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from pipeline.audio import load_audio  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
+from pipeline.process import set_threads  # noqa: E402
 from pipeline.scoring import diarization_error_rate, read_rttm, read_stm, word_error_rate  # noqa: E402
 from pipeline.session import SessionProcessor, SessionRequest  # noqa: E402
 
@@ -84,6 +85,7 @@ def main() -> int:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     cfg = load_config(args.config)
+    set_threads(cfg)  # as the session worker does (pipeline.process)
     proc = SessionProcessor(cfg)
     results = {}
     s = _pyannote_sample()

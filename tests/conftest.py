@@ -101,6 +101,10 @@ def model_store() -> Path:
     missing = [name for name in load_manifest() if not (root / name).is_dir()]
     if missing:
         pytest.fail(f"models {missing} not in the store {root}: {FETCH_HINT}")
+    from pipeline.config import load_config
+    from pipeline.process import set_threads
+
+    set_threads(load_config())  # as a worker does before it loads models (adapters leave threads alone)
     return root
 
 
