@@ -1,7 +1,10 @@
 """One session, start to finish: `SessionProcessor` (loads models once) and `process_session()` (composes the
 stages). Nothing here knows about pools, Ray, file layout or the audit log: that is the runner's business.
 
-Stages, each reported to `hook(step, artifact=None, completed=None, total=None)` (pyannote's hook shape):
+The stages are listed once, in order, in `AUDIO_STAGES` (`rupture run`) and `TRANSCRIPT_STAGES` (`rupture
+tag`): each `Stage` names the stage a failure reports, its function, and the event reported to
+`hook(step, artifact=None, completed=None, total=None)` (pyannote's hook shape) when it is done, which is also
+the key of its time in provenance.stage_seconds. `run_stages` drives them:
   audio -> diarization (pyannote, or exact channels for stereo one-speaker-per-channel) -> levels (each
   speaker's speech level and SNR; on the mono mix, quieter speakers raised to the loudest one's level for
   transcription only) -> transcription -> attribution (every word one speaker, exclusive track) -> roles
@@ -76,35 +79,6 @@ class SessionRequest:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     input_sha256: str | None = None  # the runner hashes each input once (skip check); None: hash it here
     tracks: TrackSet | None = None  # one file per participant (telehealth): aligned, one channel each
-
-
-def analyse_conversation(session_id: str, duration_s: float, turns: tuple[Turn, ...], words: tuple[Word, ...] | None,
-                         segments: tuple[Segment, ...], speakers: tuple[str, ...], roles: Mapping[str, str],
-                         role_confidence: Mapping[str, float], role_source: str, classifier: Any, cfg: Config,
-                         provenance: Provenance, metadata: Mapping[str, Any], hook: Hook = _no_hook
-                         ) -> SessionRecord:
-    """The stages that need no audio (shared by `rupture run` and `rupture tag`); `turns` carry their roles."""
-    # words exist only when this session was transcribed here (`rupture tag` reads a transcript without them)
-    measures = measure_conversation(turns, words or (), segments, roles, duration_s, cfg.measures,
-                                    asr_words=words is not None)
-    hook("measures", measures)
-    events: tuple[Event, ...] = measures.events
-    metrics: dict[str, Any] = dict(measures.metrics)
-    if cfg.tagging.enabled and classifier is not None:
-        predictions = classifier(turns)
-        tagged = tag_turns(turns, measures.features, predictions, classifier.tagging_config())
-        events = tuple(sorted(events + tagged, key=lambda e: (e.start, e.type)))
-        metrics["alliance"] = rupture_metrics(tagged)  # rupture/repair counts, resolved/unresolved
-        hook("tagging", tagged)
-    tt = talk_time(segments)
-    spk_records = tuple(
-        Speaker(id=s, role=roles.get(s, "unknown"), talk_time_s=float(tt.get(s, 0.0)),
-                role_confidence=float(role_confidence.get(s, 0.0)), role_source=role_source)
-        for s in speakers
-    )
-    return SessionRecord(session_id=session_id, duration_s=duration_s, speakers=spk_records, turns=turns,
-                         words=words, events=events, metrics=metrics, provenance=provenance, metadata=metadata,
-                         segments=segments)
 
 
 def model_provenance(infos: Mapping[str, ModelInfo]) -> dict[str, dict[str, str]]:
@@ -190,58 +164,106 @@ def _safe_message(e: Exception) -> str:
 
 
 def process_session(req: SessionRequest, proc: SessionProcessor, hook: Hook = _no_hook, created: str = "") -> SessionRecord:
-    cfg = proc.cfg
-    aligned = _stage("audio")(load_tracks)(req.tracks, cfg.audio, req.input_sha256) if req.tracks else None
-    audio: Audio = aligned.audio if aligned else _stage("audio")(load_audio)(req.audio_path, cfg.audio,
-                                                                             sha256=req.input_sha256)
-    hook("audio", audio)
+    return run_stages(AUDIO_STAGES, _Run(req, proc, proc.cfg, created), hook).record
 
+
+# ------------------------------------------------------------------------------------------------ the stages
+
+@dataclass
+class _Run:
+    """One session while its stages run: each stage reads what earlier ones made and fills its own field."""
+
+    req: SessionRequest
+    proc: Any  # SessionProcessor or TranscriptProcessor
+    cfg: Config
+    created: str
+    aligned: Any = None  # the aligned tracks (pipeline.tracks) of a telehealth session
+    audio: Audio | None = None
+    channel_diar: Diarization | None = None  # the exact channel path's diarization, when it applies
     diar: Diarization | None = None
-    channel_path = False
-    if cfg.diarization.stereo_channel_path and audio.num_channels == 2:
-        diar = _stage("diarization")(diarize_channels)(audio, cfg.diarization)
-        channel_path = diar is not None
-    if diar is None:
-        diar = _stage("diarization")(proc.diarizer)(
-            audio, num_speakers=req.num_speakers or cfg.diarization.num_speakers,
-            min_speakers=cfg.diarization.min_speakers, max_speakers=cfg.diarization.max_speakers)
-    hook("diarization", diar)
-    if not diar.overlapping:
+    levels: Levels | None = None
+    transcript: Any = None
+    words: tuple[Word, ...] | None = None
+    turns: tuple[Turn, ...] = ()  # without roles until the roles stage gives them theirs
+    assignment: Any = None
+    parsed: Any = None  # `rupture tag`: the transcript read
+    conversation: Conversation | None = None
+    measures: Any = None
+    tagged: tuple[Event, ...] = ()
+    record: SessionRecord | None = None
+
+    @property
+    def channel_path(self) -> bool:
+        return self.channel_diar is not None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What the stages that need no audio read (`rupture run` and `rupture tag` alike)."""
+
+    duration_s: float
+    turns: tuple[Turn, ...]  # with their roles
+    words: tuple[Word, ...] | None  # None: a transcript read by `rupture tag`, not transcribed here
+    segments: tuple[Segment, ...]
+    speakers: tuple[str, ...]
+    roles: Mapping[str, str]
+    role_confidence: Mapping[str, float]
+    role_source: str
+    provenance: Provenance
+
+
+def _always(r: _Run) -> bool:
+    return True
+
+
+def _same(artifact: Any) -> Any:
+    return artifact
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a session. `run(r)` makes `r.<output>` (None: it only checks); a failure is a SessionError
+    naming `name`. When the step is done the hook gets `event` with `report(output)`, and `event` is also the
+    key of its time in provenance.stage_seconds (StageTimer: the time since the previous event, so a step
+    without an event counts towards the next one that has one). `when(r)` false: the step is skipped."""
+
+    name: str
+    run: Callable[[_Run], Any]
+    output: str | None
+    event: str | None = None
+    report: Callable[[Any], Any] = _same
+    when: Callable[[_Run], bool] = _always
+
+
+def run_stages(stages: tuple[Stage, ...], r: _Run, hook: Hook = _no_hook) -> _Run:
+    for st in stages:
+        if not st.when(r):
+            continue
+        out = _stage(st.name)(st.run)(r)
+        if st.output is not None:
+            setattr(r, st.output, out)
+        if st.event is not None:
+            hook(st.event, st.report(out))
+    return r
+
+
+def _load_audio(r: _Run) -> Audio:
+    if r.aligned is not None:
+        return r.aligned.audio
+    return load_audio(r.req.audio_path, r.cfg.audio, sha256=r.req.input_sha256)
+
+
+def _diarize(r: _Run) -> Diarization:
+    if r.channel_diar is not None:
+        return r.channel_diar
+    dc = r.cfg.diarization
+    return r.proc.diarizer(r.audio, num_speakers=r.req.num_speakers or dc.num_speakers,
+                           min_speakers=dc.min_speakers, max_speakers=dc.max_speakers)
+
+
+def _require_speech(r: _Run) -> None:
+    if not r.diar.overlapping:
         raise SessionError("no speech found in the recording", stage="diarization")
-
-    levels = _stage("levels")(_levels)(audio, diar, channel_path, cfg)
-    hook("levels", levels)
-
-    transcript = _stage("transcription")(transcribe)(proc.transcriber, audio, diar, channel_path, levels, cfg)
-    hook("transcription", transcript)
-
-    if channel_path:
-        words = transcript.words  # already carry their channel's speaker
-    else:
-        words = _stage("attribution")(attribute_words)(transcript.words, diar.exclusive)
-    provisional = build_turns(words, {})
-    # Manifest `therapist`: a speaker label, or a channel "ch0"/"ch1" (the channel path names speakers so).
-    assignment = _stage("roles")(assign_roles)(provisional, diar.speakers, cfg.roles, therapist_hint=req.therapist)
-    turns = with_roles(provisional, assignment.roles)
-    hook("turns", turns)
-
-    provenance = Provenance(
-        models=model_provenance(proc.model_infos), config=to_dict(cfg), package_version=__version__,
-        created=created,
-        input=aligned.provenance if aligned else {"path_name": req.audio_path.name, "sha256": audio.sha256,
-                                                  "sample_rate": audio.source_sample_rate,
-                                                  "channels": audio.source_channels},
-        diarization_method=diar.method, asr_language=transcript.language)
-    role_source = "channel" if channel_path and assignment.source == "manifest" else assignment.source
-    rec = _stage("analysis")(analyse_conversation)(
-        req.session_id, audio.duration_s, turns, words, diar.overlapping, diar.speakers, assignment.roles,
-        assignment.confidence, role_source, proc.classifier, cfg, provenance, dict(req.metadata), hook)
-    if cfg.prosody.enabled:
-        rec = _stage("prosody")(add_prosody)(rec, audio, diar, channel_path, cfg)
-        hook("prosody", rec.prosody)
-    quality = _stage("quality")(assess_quality)(levels, diar, words, assignment.roles, cfg.quality)
-    hook("quality", quality)
-    return dataclasses.replace(rec, quality=quality)
 
 
 def _speaker_signals(audio: Audio, diar: Diarization, channel_path: bool) -> Any:
@@ -251,11 +273,99 @@ def _speaker_signals(audio: Audio, diar: Diarization, channel_path: bool) -> Any
     return audio.mono
 
 
-def _levels(audio: Audio, diar: Diarization, channel_path: bool, cfg: Config) -> Levels:
+def _levels(r: _Run) -> Levels:
     """Each speaker's level and SNR, with the gain their speech gets before transcription (mono mix only:
     the channel path transcribes each channel on its own)."""
-    levels = measure_levels(_speaker_signals(audio, diar, channel_path), audio.sample_rate, diar, cfg.levels)
-    return levels if channel_path else with_gains(levels, plan_gains(levels, cfg.levels))
+    levels = measure_levels(_speaker_signals(r.audio, r.diar, r.channel_path), r.audio.sample_rate, r.diar,
+                            r.cfg.levels)
+    return levels if r.channel_path else with_gains(levels, plan_gains(levels, r.cfg.levels))
+
+
+def _attribute(r: _Run) -> tuple[Word, ...]:
+    if r.channel_path:
+        return r.transcript.words  # already carry their channel's speaker
+    return attribute_words(r.transcript.words, r.diar.exclusive)
+
+
+def _assign_roles(r: _Run) -> Any:
+    # Manifest `therapist`: a speaker label, or a channel "ch0"/"ch1" (the channel path names speakers so).
+    return assign_roles(r.turns, r.diar.speakers, r.cfg.roles, therapist_hint=r.req.therapist)
+
+
+def _audio_conversation(r: _Run) -> Conversation:
+    audio, diar, a = r.audio, r.diar, r.assignment
+    provenance = Provenance(
+        models=model_provenance(r.proc.model_infos), config=to_dict(r.cfg), package_version=__version__,
+        created=r.created,
+        input=r.aligned.provenance if r.aligned else {"path_name": r.req.audio_path.name, "sha256": audio.sha256,
+                                                      "sample_rate": audio.source_sample_rate,
+                                                      "channels": audio.source_channels},
+        diarization_method=diar.method, asr_language=r.transcript.language)
+    role_source = "channel" if r.channel_path and a.source == "manifest" else a.source
+    return Conversation(audio.duration_s, r.turns, r.words, diar.overlapping, diar.speakers, a.roles,
+                        a.confidence, role_source, provenance)
+
+
+def _read_transcript(r: _Run) -> Any:
+    from pipeline.transcript_io import read_transcript
+
+    return read_transcript(r.req.audio_path)
+
+
+def _transcript_conversation(r: _Run) -> Conversation:
+    from models.store import sha256_file
+
+    parsed, cfg = r.parsed, r.cfg
+    speakers = tuple(dict.fromkeys(t.speaker for t in parsed.turns))
+    hint = r.req.therapist or next((s for s, role in parsed.roles.items() if role == "therapist"), None)
+    if parsed.roles and all(s in parsed.roles for s in speakers):
+        roles, conf, source = dict(parsed.roles), {s: 1.0 for s in speakers}, "transcript"
+    else:
+        a = assign_roles(parsed.turns, speakers, cfg.roles, therapist_hint=hint)
+        roles, conf, source = dict(a.roles), dict(a.confidence), a.source
+    provenance = Provenance(
+        models=model_provenance(r.proc.model_infos), config=to_dict(cfg), package_version=__version__,
+        created=r.created,
+        input={"path_name": r.req.audio_path.name, "sha256": r.req.input_sha256 or sha256_file(r.req.audio_path),
+               "kind": "transcript"},
+        diarization_method="transcript")
+    return Conversation(parsed.duration_s, with_roles(parsed.turns, roles), None, segments_from_turns(parsed.turns),
+                        speakers, roles, conf, source, provenance)
+
+
+def _measures(r: _Run) -> Any:
+    c = r.conversation
+    # words exist only when this session was transcribed here (`rupture tag` reads a transcript without them)
+    return measure_conversation(c.turns, c.words or (), c.segments, c.roles, c.duration_s, r.cfg.measures,
+                                asr_words=c.words is not None)
+
+
+def _tags(r: _Run) -> tuple[Event, ...]:
+    classifier = r.proc.classifier
+    predictions = classifier(r.conversation.turns)
+    return tag_turns(r.conversation.turns, r.measures.features, predictions, classifier.tagging_config())
+
+
+def _tagging_on(r: _Run) -> bool:
+    return r.cfg.tagging.enabled and r.proc.classifier is not None
+
+
+def _record(r: _Run) -> SessionRecord:
+    c = r.conversation
+    events: tuple[Event, ...] = r.measures.events
+    metrics: dict[str, Any] = dict(r.measures.metrics)
+    if _tagging_on(r):
+        events = tuple(sorted(events + r.tagged, key=lambda e: (e.start, e.type)))
+        metrics["alliance"] = rupture_metrics(r.tagged)  # rupture/repair counts, resolved/unresolved
+    tt = talk_time(c.segments)
+    spk_records = tuple(
+        Speaker(id=s, role=c.roles.get(s, "unknown"), talk_time_s=float(tt.get(s, 0.0)),
+                role_confidence=float(c.role_confidence.get(s, 0.0)), role_source=c.role_source)
+        for s in c.speakers
+    )
+    return SessionRecord(session_id=r.req.session_id, duration_s=c.duration_s, speakers=spk_records, turns=c.turns,
+                         words=c.words, events=events, metrics=metrics, provenance=c.provenance,
+                         metadata=dict(r.req.metadata), segments=c.segments)
 
 
 def add_prosody(rec: SessionRecord, audio: Audio, diar: Diarization, channel_path: bool, cfg: Config) -> SessionRecord:
@@ -271,6 +381,50 @@ def add_prosody(rec: SessionRecord, audio: Audio, diar: Diarization, channel_pat
     res = analyse_prosody(signals, audio.sample_rate, rec.turns, rec.words or (), own_track, others, cfg.prosody)
     return dataclasses.replace(rec, prosody=res.turns, metrics={**rec.metrics, "prosody": prosody_metrics(res, cfg.prosody)},
                                events=with_prosody_evidence(rec.events, res.turns, rec.turns))
+
+
+def _quality(r: _Run) -> SessionRecord:
+    quality = assess_quality(r.levels, r.diar, r.words, r.assignment.roles, r.cfg.quality)
+    return dataclasses.replace(r.record, quality=quality)
+
+
+# The stages that need no audio, shared by both lists: measures, tagging, the record.
+ANALYSIS_STAGES: tuple[Stage, ...] = (
+    Stage("analysis", _measures, "measures", "measures"),
+    Stage("analysis", _tags, "tagged", "tagging", when=_tagging_on),
+    Stage("analysis", _record, "record"),
+)
+
+# `rupture run`: one recording (or aligned tracks) to a SessionRecord. Stage names are those failures report
+# (SessionError.stage); events are what the hook hears and the keys of provenance.stage_seconds.
+AUDIO_STAGES: tuple[Stage, ...] = (
+    Stage("audio", lambda r: load_tracks(r.req.tracks, r.cfg.audio, r.req.input_sha256), "aligned",
+          when=lambda r: r.req.tracks is not None),
+    Stage("audio", _load_audio, "audio", "audio"),
+    Stage("diarization", lambda r: diarize_channels(r.audio, r.cfg.diarization), "channel_diar",
+          when=lambda r: r.cfg.diarization.stereo_channel_path and r.audio.num_channels == 2),
+    Stage("diarization", _diarize, "diar", "diarization"),
+    Stage("diarization", _require_speech, None),
+    Stage("levels", _levels, "levels", "levels"),
+    Stage("transcription", lambda r: transcribe(r.proc.transcriber, r.audio, r.diar, r.channel_path, r.levels,
+                                                r.cfg), "transcript", "transcription"),
+    Stage("attribution", _attribute, "words"),
+    Stage("turns", lambda r: build_turns(r.words, {}), "turns"),
+    Stage("roles", _assign_roles, "assignment"),
+    Stage("roles", lambda r: with_roles(r.turns, r.assignment.roles), "turns", "turns"),
+    Stage("analysis", _audio_conversation, "conversation"),
+    *ANALYSIS_STAGES,
+    Stage("prosody", lambda r: add_prosody(r.record, r.audio, r.diar, r.channel_path, r.cfg), "record", "prosody",
+          report=lambda rec: rec.prosody, when=lambda r: r.cfg.prosody.enabled),
+    Stage("quality", _quality, "record", "quality", report=lambda rec: rec.quality),
+)
+
+# `rupture tag`: an existing transcript to a SessionRecord without words, prosody or quality.
+TRANSCRIPT_STAGES: tuple[Stage, ...] = (
+    Stage("transcript", _read_transcript, "parsed", "transcript"),
+    Stage("transcript", _transcript_conversation, "conversation"),
+    *ANALYSIS_STAGES,
+)
 
 
 class TranscriptProcessor:
@@ -293,26 +447,4 @@ class TranscriptProcessor:
         return _tagger_infos(self.classifier)
 
     def __call__(self, req: SessionRequest, hook: Hook = _no_hook, created: str = "") -> SessionRecord:
-        from models.store import sha256_file
-        from pipeline.transcript_io import read_transcript
-
-        parsed = _stage("transcript")(read_transcript)(req.audio_path)
-        hook("transcript", parsed)
-        speakers = tuple(dict.fromkeys(t.speaker for t in parsed.turns))
-        hint = req.therapist or next((s for s, r in parsed.roles.items() if r == "therapist"), None)
-        if parsed.roles and all(s in parsed.roles for s in speakers):
-            roles, conf, source = dict(parsed.roles), {s: 1.0 for s in speakers}, "transcript"
-        else:
-            a = assign_roles(parsed.turns, speakers, self.cfg.roles, therapist_hint=hint)
-            roles, conf, source = dict(a.roles), dict(a.confidence), a.source
-        provenance = Provenance(
-            models=model_provenance(self.model_infos), config=to_dict(self.cfg), package_version=__version__,
-            created=created,
-            input={"path_name": req.audio_path.name, "sha256": req.input_sha256 or sha256_file(req.audio_path),
-                   "kind": "transcript"},
-            diarization_method="transcript")
-        segments = segments_from_turns(parsed.turns)
-        turns = with_roles(parsed.turns, roles)
-        return _stage("analysis")(analyse_conversation)(
-            req.session_id, parsed.duration_s, turns, None, segments, speakers, roles, conf, source,
-            self.classifier, self.cfg, provenance, dict(req.metadata), hook)
+        return run_stages(TRANSCRIPT_STAGES, _Run(req, self, self.cfg, created), hook).record
