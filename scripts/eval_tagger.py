@@ -39,12 +39,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refit", action="store_true",
                     help="one model refitted on all training conversations instead of the average of the fold "
                          "models (TrainSettings.fold_average), for comparison")
+    ap.add_argument("--encoder", default="minilm",
+                    help="text encoder: a model store name or a directory with a transformers encoder, to try "
+                         "one that is not bundled (default %(default)s; the features are cached per encoder)")
+    ap.add_argument("--kinds", default=",".join(EVAL_KINDS),
+                    help="copies to score, comma-separated, noised first (default %(default)s)")
+    ap.add_argument("--train-kinds", default=",".join(TrainSettings.train_kinds),
+                    help="copies stage 1 is trained on, comma-separated (default %(default)s)")
     args = ap.parse_args(argv)
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    if not kinds or kinds[0] != "noised" or not set(kinds) <= set(EVAL_KINDS):
+        ap.error(f"--kinds: noised first, then any of {', '.join(EVAL_KINDS[1:])}")
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    settings = TrainSettings(lexical=not args.no_lexical, lexical_C=args.lexical_C, fold_average=not args.refit)
-    convs, tables, _ = load(args.data, written=settings.written_weight > 0, log=log)
-    res = cross_validate(convs, tables, settings, log=log, baseline=not args.no_baseline)
-    print_cv(res, EVAL_KINDS)
+    train_kinds = tuple(k for k in args.train_kinds.split(",") if k)
+    settings = TrainSettings(lexical=not args.no_lexical, lexical_C=args.lexical_C, fold_average=not args.refit,
+                             train_kinds=train_kinds)
+    convs, tables, _ = load(args.data, kinds=tuple(dict.fromkeys(kinds + train_kinds)), written=settings.written_weight > 0, log=log,
+                            encoder=args.encoder)
+    res = cross_validate(convs, tables, settings, log=log, baseline=not args.no_baseline, eval_kinds=kinds)
+    print_cv(res, kinds)
     if not args.no_calm:
         res["calm_written"] = calm_written_sessions()
     if args.json:

@@ -121,7 +121,8 @@ def baseline_outputs(fit_scorer_for, decision: Mapping, convs: Sequence[Conversa
 
 
 def cross_validate(convs: Sequence[Conversation], tables: Mapping[str, Table], settings: TrainSettings,
-                   log: LOG = print, baseline: bool = True) -> dict[str, dict[str, dict]]:
+                   log: LOG = print, baseline: bool = True, eval_kinds: Sequence[str] = EVAL_KINDS
+                   ) -> dict[str, dict[str, dict]]:
     """{system: {copy: {"pooled": metrics over all held-out conversations, "folds": [metrics per fold]}}}
     for the systems model, bow and bow+context. Nested: for each held-out fold, everything (stage 1, the
     blend, stage 2, thresholds) is fitted on the other folds only, the out-of-fold scores that stage 2 and
@@ -136,13 +137,13 @@ def cross_validate(convs: Sequence[Conversation], tables: Mapping[str, Table], s
         train_ids = {c.conv for c in train}
         log(f"fold {k}: trained on the other {len(train)} conversations (inner folds for stage 2 and thresholds)")
         fitted = train_head(train, tables, settings, log)
-        for kind in EVAL_KINDS:
+        for kind in eval_kinds:
             outputs.setdefault("model", {}).setdefault(kind, {}).update(model_outputs(fitted, tables[kind], test))
         if baseline:
             r, q, _ = oof_scores(train, tab, bow_scorer(train_tabs, tab))
             for name in ("bow", "bow+context"):
                 dec = fit_decision(train, tab, r, q, settings, log, fit_context_stage=name != "bow")
-                for kind in EVAL_KINDS:
+                for kind in eval_kinds:
                     outs = baseline_outputs(lambda t: bow_scorer(train_tabs, t), dec, test, train_ids, tables[kind])
                     outputs.setdefault(name, {}).setdefault(kind, {}).update(outs)
         m = score(test, tables["noised"].turns, outputs["model"]["noised"])

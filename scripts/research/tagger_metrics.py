@@ -11,7 +11,9 @@ are left out of every count.
 - moments: per conversation where the coders found a rupture, the flagged ruptures ranked by score, top 3
   and top 5; a moment is right when its utterance is a consensus rupture (pooled precision, and the share of
   such conversations where the list is empty);
-- counts: Spearman correlation over all conversations of flagged vs consensus rupture counts.
+- counts: Spearman correlation over all conversations of flagged vs consensus rupture counts, and of the
+  expected count (the sum of P(rupture) over client utterances, the session summary's `ruptures_expected`)
+  vs consensus counts.
 """
 
 from __future__ import annotations
@@ -55,13 +57,14 @@ def score(convs: Sequence[Conversation], turns: Mapping[str, Sequence[TaggedTurn
     top = {3: [0, 0], 5: [0, 0]}  # right, shown
     empty = 0
     with_rupture = 0
-    pred_counts, true_counts = [], []
+    pred_counts, true_counts, expected = [], [], []
     for c in convs:
         ts, outs = turns[c.conv], outputs[c.conv]
         r_score = to_utterances(c, ts, [o.rupture_score for o in outs])
         r_flag = to_utterances(c, ts, [float(o.rupture) for o in outs])
         p_flag = to_utterances(c, ts, [float(o.repair) for o in outs])
         n_true = n_pred = 0
+        n_expected = 0.0
         flagged: list[tuple[float, bool]] = []
         for u in c.utterances:
             if not u.scored:
@@ -74,6 +77,7 @@ def score(convs: Sequence[Conversation], turns: Mapping[str, Sequence[TaggedTurn
                 rn += (not flag_r) and u.is_rupture
                 n_true += u.is_rupture
                 n_pred += flag_r
+                n_expected += r_score[u.index]
                 if flag_r:
                     flagged.append((r_score[u.index], u.is_rupture))
             else:
@@ -83,6 +87,7 @@ def score(convs: Sequence[Conversation], turns: Mapping[str, Sequence[TaggedTurn
                 pn += (not flag_p) and rep
         pred_counts.append(n_pred)
         true_counts.append(n_true)
+        expected.append(n_expected)
         if n_true:
             with_rupture += 1
             flagged.sort(key=lambda x: -x[0])
@@ -100,4 +105,5 @@ def score(convs: Sequence[Conversation], turns: Mapping[str, Sequence[TaggedTurn
         "top5_precision": top[5][0] / top[5][1] if top[5][1] else 0.0,
         "moments_empty_share": empty / with_rupture if with_rupture else 0.0,
         "count_spearman": spearman(pred_counts, true_counts),
+        "expected_count_spearman": spearman(expected, true_counts),
     }
