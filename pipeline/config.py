@@ -201,6 +201,13 @@ class QualityConfig:
     # with white noise (scripts/make_synthetic_sessions.py --noise-dbfs -50) Whisper lost 13-40% of a voice's
     # words at 13-18 dB and 0-6% at 20 dB and above (README, "The quieter voice").
     min_snr_db: float = 20.0
+    # low_confidence: a speaker raised by the gain before ASR (pipeline.levels), with an SNR below
+    # `confidence_max_snr_db`, whose mean word probability is more than `max_confidence_gap` below the loudest
+    # speaker's (README, "The quieter voice": on the dev sessions in white noise, raised voices that lost
+    # words were 0.05-0.17 below, those that kept them at most 0.038 below; in a quiet room, SNR 40 dB and
+    # more, raised voices 0.06-0.07 below had kept theirs).
+    max_confidence_gap: float = 0.04
+    confidence_max_snr_db: float = 30.0
     # word_rate: a diarized segment of at least `rate_min_segment_s` with more than `max_words_per_s`
     # recognised words per second (speech runs at 2-4; Whisper repeating itself at 10 and more).
     max_words_per_s: float = 7.0

@@ -16,6 +16,14 @@ Pure functions. Definitions:
   `low_word_coverage`: coverage below `min_word_coverage`, or more than `max_coverage_gap` below the
   best-covered speaker's;
   `low_snr`: speech level less than `min_snr_db` above the noise floor;
+  `low_confidence`: a speaker whose speech was raised before transcription (`asr_gain_db` > 0: the quieter
+  voice, pipeline.levels), whose SNR is below `confidence_max_snr_db`, and whose words the recogniser is
+  less sure of than the loudest speaker's: their word confidence (mean Whisper word probability) more than
+  `max_confidence_gap` below the loudest speaker's. The gain restores the level, not the SNR: in noise, a
+  voice raised by 10-15 dB keeps its words (coverage) at an SNR above `min_snr_db` and can still get many
+  of them wrong, and the recogniser's own confidence shows it. Only raised speakers in some noise are
+  compared: at equal levels, or in a quiet room, two voices differ in confidence by themselves (up to 0.05
+  on the dev sessions) without losing words;
   `word_rate`: a diarized segment of at least `rate_min_segment_s` holds more than `max_words_per_s`
   recognised words per second (word midpoints inside it, any speaker's). Speech runs at 2-4 words per
   second; far more is Whisper repeating itself (its batched decoder has no temperature fallback), which
@@ -23,6 +31,7 @@ Pure functions. Definitions:
   Each says, in words, who is affected, how much quieter they are than the loudest speaker, and what share
   of their speech has no words ("client speech is 12 dB quieter than the therapist's; 40% of it has no
   words: check the recording").
+- word confidence of a speaker: the mean recogniser probability of the words given to them.
 - trustworthy: no warning. Talk shares, flags and measures of an untrustworthy session are still reported,
   but the record and the review page say why they may be wrong.
 """
@@ -87,6 +96,7 @@ def quality_warnings(rows: Sequence[SpeakerQuality], cfg: QualityConfig) -> tupl
     best = max(covered) if covered else None
     levelled = [r for r in rows if r.level_re_loudest_db is not None]
     loudest = max(levelled, key=lambda r: r.level_re_loudest_db or 0.0) if len(levelled) > 1 else None
+    ref = loudest if loudest is not None and loudest.speech_s >= cfg.min_speech_s else None
     out: list[QualityWarning] = []
     for r in judged:
         who = _who(r)
@@ -100,6 +110,16 @@ def quality_warnings(rows: Sequence[SpeakerQuality], cfg: QualityConfig) -> tupl
                 "low_word_coverage",
                 f"{_cap(lead)}: check the recording. Words, talk share and flags for the {who} "
                 "may be incomplete.", r.speaker))
+        if (ref is not None and r is not ref and r.asr_gain_db > 0 and r.snr_db is not None
+                and r.snr_db < cfg.confidence_max_snr_db and r.word_confidence is not None
+                and ref.word_confidence is not None
+                and ref.word_confidence - r.word_confidence > cfg.max_confidence_gap):
+            lead = f"{_cap(who)} speech{quieter}" if quieter else f"{_cap(who)} speech is quieter than the {_who(ref)}'s"
+            out.append(QualityWarning(
+                "low_confidence",
+                f"{lead}, and even raised by {r.asr_gain_db:.0f} dB before transcription the recogniser is less sure "
+                f"of its words (mean word confidence {r.word_confidence:.2f} against {ref.word_confidence:.2f} for "
+                f"the {_who(ref)}): check the recording. Words and flags for the {who} may be wrong.", r.speaker))
         if r.snr_db is not None and r.snr_db < cfg.min_snr_db:
             out.append(QualityWarning(
                 "low_snr",
@@ -150,10 +170,12 @@ def assess_quality(levels: Levels, diar: Diarization, words: Sequence[Word], rol
     rows = []
     for s in levels.speakers:
         cov = word_coverage([seg for seg in diar.exclusive if seg.speaker == s.speaker], words, cfg.word_pad_s)
+        conf = [w.probability for w in words if w.speaker == s.speaker]
         rows.append(SpeakerQuality(
             speaker=s.speaker, role=roles.get(s.speaker, "unknown"), speech_s=s.speech_s, level_dbfs=s.level_dbfs,
             level_re_loudest_db=None if s.level_dbfs is None or top is None else round(s.level_dbfs - top, 2),
-            snr_db=s.snr_db, asr_gain_db=s.asr_gain_db, word_coverage=None if cov is None else round(cov, 3)))
+            snr_db=s.snr_db, asr_gain_db=s.asr_gain_db, word_coverage=None if cov is None else round(cov, 3),
+            word_confidence=round(sum(conf) / len(conf), 3) if conf else None))
     rows_t = tuple(rows)
     warnings = quality_warnings(rows_t, cfg) + rate_warnings(word_rate_spans(diar.overlapping, words, cfg), roles)
     return Quality(noise_floor_dbfs=levels.noise_dbfs, speakers=rows_t, warnings=warnings)

@@ -403,8 +403,8 @@ class QualityWarning:
 
 @dataclass(frozen=True)
 class SpeakerQuality:
-    """One speaker's row of the quality block: level, SNR, the gain given before ASR and word coverage
-    (the share of their diarized own speech that lies within a recognised word)."""
+    """One speaker's row of the quality block: level, SNR, the gain given before ASR, word coverage (the
+    share of their diarized own speech that lies within a recognised word) and word confidence."""
 
     speaker: str
     role: str
@@ -414,6 +414,9 @@ class SpeakerQuality:
     snr_db: float | None
     asr_gain_db: float
     word_coverage: float | None
+    # mean recogniser probability (Whisper's per-word probability) of the words given to this speaker; None
+    # without words
+    word_confidence: float | None = None
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ def quality_to_dict(q: Quality) -> dict[str, Any]:
         "noise_floor_dbfs": _opt(q.noise_floor_dbfs),
         "speakers": [{"id": s.speaker, "role": s.role, "speech_s": _opt(s.speech_s, 3), "level_dbfs": _opt(s.level_dbfs),
                       "level_re_loudest_db": _opt(s.level_re_loudest_db), "snr_db": _opt(s.snr_db),
-                      "asr_gain_db": _opt(s.asr_gain_db), "word_coverage": _opt(s.word_coverage, 3)}
+                      "asr_gain_db": _opt(s.asr_gain_db), "word_coverage": _opt(s.word_coverage, 3),
+                      "word_confidence": _opt(s.word_confidence, 3)}
                      for s in q.speakers],
     }
 
@@ -67,7 +68,8 @@ def quality_from_dict(d: Mapping[str, Any]) -> Quality:
         noise_floor_dbfs=f(d.get("noise_floor_dbfs")),
         speakers=tuple(SpeakerQuality(str(s["id"]), str(s.get("role", "unknown")), float(s.get("speech_s") or 0.0),
                                       f(s.get("level_dbfs")), f(s.get("level_re_loudest_db")), f(s.get("snr_db")),
-                                      float(s.get("asr_gain_db") or 0.0), f(s.get("word_coverage")))
+                                      float(s.get("asr_gain_db") or 0.0), f(s.get("word_coverage")),
+                                      f(s.get("word_confidence")))
                        for s in d.get("speakers", ())),
         warnings=tuple(QualityWarning(str(w["code"]), str(w.get("message", "")), w.get("speaker"))
                        for w in d.get("warnings", ())),

@@ -200,7 +200,7 @@ def test_quality_block_round_trips_through_session_json() -> None:
     assert q["warnings"][0]["code"] == "low_word_coverage" and q["warnings"][0]["speaker"] == "S2"
     assert [s["id"] for s in q["speakers"]] == ["S1", "S2"]
     assert set(q["speakers"][0]) == {"id", "role", "speech_s", "level_dbfs", "level_re_loudest_db", "snr_db",
-                                     "asr_gain_db", "word_coverage"}
+                                     "asr_gain_db", "word_coverage", "word_confidence"}
     back = record_from_dict(d)
     assert back.quality == rec.quality
     assert "quality" not in record_to_dict(_record(None))  # text mode and old records: no block
@@ -287,3 +287,61 @@ def test_low_snr_message_never_reads_as_enough() -> None:
     ws = quality_warnings((_row("S1", "therapist", 0.0, 0.97, snr=35.0), _row("S2", "client", -15.0, 0.97, snr=19.97)),
                           QualityConfig())
     assert [w.code for w in ws] == ["low_snr"] and "only 19 dB above" in ws[0].message
+
+
+def _conf_row(spk: str, role: str, level_re: float, gain: float, conf: float | None, snr: float = 25.0) -> SpeakerQuality:
+    return SpeakerQuality(spk, role, 40.0, -20.0 + level_re, level_re, snr, gain, 0.99, conf)
+
+
+def test_low_confidence_marks_a_raised_voice_the_recogniser_is_unsure_of() -> None:
+    cfg = QualityConfig()
+    # dev session 17_004 (mixed), white noise at -50 dBFS, the client 15 dB down and raised by 14.7 dB: client
+    # SNR 21.7 dB (no low_snr), coverage 99.8%, client WER 12.1% against 4.8% at equal levels; word confidence
+    # 0.872 against the therapist's 0.939
+    ws = quality_warnings((_conf_row("S1", "therapist", 0.0, 0.0, 0.939, snr=36.4),
+                           _conf_row("S2", "client", -14.7, 14.7, 0.872, snr=21.7)), cfg)
+    assert [(w.code, w.speaker) for w in ws] == [("low_confidence", "S2")]
+    assert ws[0].message.startswith("Client speech is 15 dB quieter than the therapist's, and even raised by 15 dB "
+                                    "before transcription the recogniser is less sure of its words (mean word "
+                                    "confidence 0.87 against 0.94 for the therapist): check the recording.")
+    # 17_000 (calm), same noise, the client 10 dB down: SNR 22.8 dB, 0.912 against 0.962, WER 9.4% against 2.8%
+    ws = quality_warnings((_conf_row("S1", "therapist", 0.0, 0.0, 0.962, snr=32.8),
+                           _conf_row("S2", "client", -10.0, 10.0, 0.912, snr=22.8)), cfg)
+    assert [(w.code, w.speaker) for w in ws] == [("low_confidence", "S2")]
+
+
+def test_low_confidence_spares_equal_levels_quiet_rooms_and_raised_voices_that_kept_their_words() -> None:
+    cfg = QualityConfig()
+    # equal levels (no gain): the two flite voices differ by 0.05 by themselves (dev 17_001, quiet room)
+    assert quality_warnings((_conf_row("S1", "therapist", 0.0, 0.0, 0.889, snr=57.2),
+                             _conf_row("S2", "client", -0.4, 0.0, 0.939, snr=56.8)), cfg) == ()
+    # white noise, the client 10 dB down and raised, WER 7.9% against 4.8% at equal levels (dev 17_004):
+    # 0.038 below the therapist
+    assert quality_warnings((_conf_row("S1", "therapist", 0.0, 0.0, 0.941, snr=36.4),
+                             _conf_row("S2", "client", -9.7, 9.7, 0.903, snr=26.75)), cfg) == ()
+    # quiet room, the client 15 dB down and raised (SNR 50 dB): 0.063 below, words kept (17_004: client WER
+    # 9.1% against 4.8%, within 5 points): the SNR gate keeps it trustworthy
+    quiet = (_conf_row("S1", "therapist", 0.0, 0.0, 0.958, snr=64.4), _conf_row("S2", "client", -14.6, 14.6, 0.895, snr=49.8))
+    assert quality_warnings(quiet, cfg) == ()
+    assert [w.code for w in quality_warnings(quiet, QualityConfig(confidence_max_snr_db=60.0))] == ["low_confidence"]
+    # no words, or a loudest speaker too short to judge against: nothing to compare
+    assert quality_warnings((_conf_row("S1", "therapist", 0.0, 0.0, 0.95),
+                             _conf_row("S2", "client", -12.0, 12.0, None)), cfg) == ()
+    short = SpeakerQuality("S1", "therapist", 4.0, -20.0, 0.0, 30.0, 0.0, 0.99, 0.99)
+    assert quality_warnings((short, _conf_row("S2", "client", -12.0, 12.0, 0.80)), cfg) == ()
+    # the threshold is a setting
+    assert quality_warnings((_conf_row("S1", "therapist", 0.0, 0.0, 0.939),
+                             _conf_row("S2", "client", -14.7, 14.7, 0.872)), QualityConfig(max_confidence_gap=0.1)) == ()
+
+
+def test_assess_quality_reports_each_speakers_word_confidence() -> None:
+    x, diar = _two_speakers(-12.0, noise_dbfs=-50.0)
+    lv = with_gains(measure_levels(x, SR, diar, LevelsConfig()), {"S1": 0.0, "S2": 12.0})
+    words = [Word(t, t + 0.4, "w", 0.95, "S1") for t in np.arange(1.0, 7.0, 0.5)]
+    words += [Word(t, t + 0.4, "w", p, "S2") for t, p in zip(np.arange(8.0, 14.0, 0.5), [0.9, 0.7] * 6)]
+    q = assess_quality(lv, diar, words, {"S1": "therapist", "S2": "client"}, QualityConfig(min_speech_s=5.0))
+    conf = {s.speaker: s.word_confidence for s in q.speakers}
+    assert conf == {"S1": 0.95, "S2": 0.8}
+    s2 = next(s for s in q.speakers if s.speaker == "S2")
+    assert s2.snr_db is not None and s2.snr_db < 30.0
+    assert "low_confidence" in [w.code for w in q.warnings]

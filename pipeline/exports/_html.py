@@ -134,7 +134,7 @@ def _quality_warning(record: SessionRecord) -> str:
 
 
 def _quality_table(record: SessionRecord, names: Mapping[str, str]) -> str:
-    """Per-speaker level, SNR, gain before transcription and word coverage (pipeline.quality)."""
+    """Per-speaker level, SNR, gain before transcription, word coverage and word confidence (pipeline.quality)."""
     q = record.quality
     if q is None:
         return ""
@@ -146,13 +146,15 @@ def _quality_table(record: SessionRecord, names: Mapping[str, str]) -> str:
         f'<tr><th>{_e(names.get(s.speaker, s.speaker))}</th><td class="num">{s.speech_s:.0f} s</td>'
         f'<td class="num">{num(s.level_dbfs, ".1f")}</td><td class="num">{num(s.level_re_loudest_db, "+.1f")}</td>'
         f'<td class="num">{num(s.snr_db, ".0f")}</td><td class="num">{num(s.asr_gain_db, "+.1f")}</td>'
-        f'<td class="num">{_pct(s.word_coverage)}</td></tr>' for s in q.speakers)
+        f'<td class="num">{_pct(s.word_coverage)}</td><td class="num">{num(s.word_confidence, ".2f")}</td></tr>'
+        for s in q.speakers)
     noise = "not measured" if q.noise_floor_dbfs is None else f"{q.noise_floor_dbfs:.0f} dBFS"
     return (f'<h3>Recording quality</h3><p class="hint">Background noise {_e(noise)}. Word coverage: the share of '
-            'a speaker\'s own speech that got words.</p>'
+            'a speaker\'s own speech that got words; word confidence: the recogniser\'s mean probability for '
+            'those words.</p>'
             '<table class="measures quality" id="quality"><thead><tr><th>speaker</th><th>own speech</th>'
             '<th>level (dBFS)</th><th>vs loudest (dB)</th><th>SNR (dB)</th><th>gain before ASR (dB)</th>'
-            f'<th>word coverage</th></tr></thead><tbody>{rows}</tbody></table>')
+            f'<th>word coverage</th><th>word confidence</th></tr></thead><tbody>{rows}</tbody></table>')
 
 
 def _synchrony(record: SessionRecord) -> tuple[float, int] | None:
