@@ -186,3 +186,25 @@ def test_verdict_of_the_done_when_clause() -> None:
         "marked untrustworthy: low_snr")
     assert verdict(_score(share_err_pp=6.0)).startswith("MISSED")
     assert verdict(_score(ok=False)).startswith("failed")
+
+
+def test_brown_noise_falls_6_db_per_octave_and_hits_its_snr() -> None:
+    n = d.brown_noise(SR * 8, np.random.default_rng(6))
+    assert abs(float(np.std(n)) - 1.0) < 1e-6
+    for lo in (100.0, 200.0, 400.0, 800.0):  # -6 dB per octave (power 1/f^2)
+        assert abs(band_db(n, SR, 2 * lo, 4 * lo) - band_db(n, SR, lo, 2 * lo) + 6.0) < 1.0
+    x = speechlike()
+    y, _ = d.render(d.Condition("b", "", (d.Noise("brown", 5),)), x, SR, SPANS, np.random.default_rng(7))
+    measured = d.power_db(d.speech_power(x, SR, SPANS)) - d.power_db(float(np.mean((y - x) ** 2)))
+    assert abs(measured - 5.0) < 0.5
+
+
+def test_issue_17_conditions_are_named_but_not_in_the_default_set() -> None:
+    default = {c.name for c in d.CONDITIONS}
+    for name, att in (("large_room_brown_5db", None), ("large_room_brown_5db_client10", "client:10"),
+                      ("large_room_brown_5db_client15", "client:15")):
+        c = d.condition(name)
+        assert name not in default and c.attenuate == att
+        assert c.steps == (d.LARGE_ROOM, d.Noise("brown", 5))
+    with pytest.raises(ValueError, match="brown"):
+        d.Noise("purple", 5)

@@ -4,7 +4,7 @@ might actually record. Driven by scripts/degradation_suite.py; usable on any mon
 
     speech_spans(truth) -> ((start, end), ...)                 union of the truth utterances, seconds
     render(condition, audio, sr, spans, rng, babble=()) -> (audio, sr)
-    CONDITIONS: the default set, in table order;  condition(name) -> Condition
+    CONDITIONS: the default set, in table order;  EXTRA_CONDITIONS: by name only;  condition(name) -> Condition
 
 Steps (frozen dataclasses; a condition applies its steps in order):
 - `Reverb(rt60_s, drr_db)`: convolution with a synthetic room impulse response: the direct path (gain 1, at
@@ -14,7 +14,8 @@ Steps (frozen dataclasses; a condition applies its steps in order):
   DRR +3 dB (a laptop about a metre away); larger room: RT60 0.9 s, DRR -3 dB (a room microphone on a shelf).
 - `Noise(kind, snr_db)`: noise added at `snr_db`. SNR = active speech level over noise level: the mean
   square of the signal so far inside the truth speech spans over the mean square of the noise over the
-  whole file. `stationary`: pink (1/f) noise, the spectrum of ventilation and fan hum; `babble`: eight
+  whole file. `stationary`: pink (1/f) noise, the spectrum of ventilation and fan hum; `brown`: 1/f^2 noise
+  (flat below 20 Hz), the rumble of traffic or an air handler, most of its power below 200 Hz; `babble`: eight
   streams of other people's conversation (other synthetic sessions, given as `babble`, each at two seeded
   circular offsets, each stream at the same RMS), i.e. a waiting room or an open-plan office next door.
 - `Telephone(low_hz, high_hz, sr, mulaw)`: a linear-phase FIR band-pass (zero delay), resampled to 8 kHz
@@ -58,12 +59,12 @@ class Reverb:
 
 @dataclass(frozen=True)
 class Noise:
-    kind: str  # "stationary" | "babble"
+    kind: str  # "stationary" (pink) | "brown" | "babble"
     snr_db: float
 
     def __post_init__(self) -> None:
-        if self.kind not in ("stationary", "babble"):
-            raise ValueError(f"Noise.kind: stationary or babble, not {self.kind!r}")
+        if self.kind not in ("stationary", "brown", "babble"):
+            raise ValueError(f"Noise.kind: stationary, brown or babble, not {self.kind!r}")
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,18 @@ CONDITIONS: tuple[Condition, ...] = (
 )
 
 
+# Issue 17's hardest case, not in the default set: heavy reverberation and brown noise at 5 dB SNR, with
+# both voices at one level and with the client 10 or 15 dB quieter (SNR of the whole mix's speech, so the
+# quieter client's own SNR is lower still).
+EXTRA_CONDITIONS: tuple[Condition, ...] = tuple(
+    Condition(f"large_room_brown_5db{suffix}", f"larger room, then brown noise at 5 dB SNR{what}",
+              (LARGE_ROOM, Noise("brown", 5)), att)
+    for suffix, what, att in (("", "", None), ("_client10", ", the client 10 dB quieter", "client:10"),
+                              ("_client15", ", the client 15 dB quieter", "client:15")))
+
+
 def condition(name: str) -> Condition:
-    for c in CONDITIONS:
+    for c in CONDITIONS + EXTRA_CONDITIONS:
         if c.name == name:
             return c
     raise KeyError(f"unknown condition {name!r}; known: {', '.join(c.name for c in CONDITIONS)}")
@@ -224,6 +235,16 @@ def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     f = np.arange(spec.size, dtype=np.float64)
     f[0] = 1.0
     spec /= np.sqrt(np.maximum(f, spec.size / 400.0))
+    y = np.fft.irfft(spec, n)
+    return y / (float(np.std(y)) or 1.0)
+
+
+def brown_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-variance 1/f^2 (brown) noise: white noise shaped like `pink_noise`, amplitude 1/f, flat below
+    20 Hz at 16 kHz (no drift)."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(spec.size, dtype=np.float64)
+    spec /= np.maximum(f, spec.size / 400.0)
     y = np.fft.irfft(spec, n)
     return y / (float(np.std(y)) or 1.0)
 
@@ -366,7 +387,8 @@ def apply_step(step: Step, x: np.ndarray, sr: int, spans: Spans, rng: np.random.
     if isinstance(step, Reverb):
         return fit_peak(reverberate(x, sr, step, rng)), sr
     if isinstance(step, Noise):
-        noise = pink_noise(x.size, rng) if step.kind == "stationary" else babble_noise(x.size, babble, rng)
+        noise = (pink_noise(x.size, rng) if step.kind == "stationary" else brown_noise(x.size, rng)
+                 if step.kind == "brown" else babble_noise(x.size, babble, rng))
         return fit_peak(add_noise(x, sr, noise, step.snr_db, spans)), sr
     if isinstance(step, Telephone):
         return telephone(x, sr, step)
