@@ -22,7 +22,8 @@ line in the audit log across all runs, and its attempt id is the one in the fina
 
 Executors (pipeline.distributed, generic): local in-process (workers=1), a local process pool, or a Ray actor
 pool. Each builds a `SessionWorker` where it runs (models loaded once) and calls it per session; the worker
-calls the per-session unit, `run_one`.
+calls the per-session unit, `run_one`, with its processor (a `pipeline.session.Processor`: SessionProcessor
+for `rupture run`, TranscriptProcessor for `rupture tag`; `processor_factory` picks it).
 
     rupture run -> cli.cmd_run -> run_batch -> (lock, skip what is done) -> distributed.run_items
                 -> SessionWorker(job, sha) -> run_one -> (session lock) -> SessionProcessor -> session.json
@@ -50,7 +51,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from models.store import sha256_file
 from pipeline import distributed
@@ -60,6 +61,9 @@ from pipeline.inputs import Refusal, SessionJob
 from pipeline.process import init_process
 from pipeline.records import SessionRecord
 from pipeline.serialize import atomic_write_text, provenance_from_dict, read_session_json, write_session_json
+
+if TYPE_CHECKING:  # pipeline.session (and the stages under it) loads when a worker is built
+    from pipeline.session import Processor
 
 log = logging.getLogger("rupture")
 
@@ -345,7 +349,7 @@ def _progress(total: int) -> Callable[[], None]:
 
 
 def run_batch(jobs: list[SessionJob], refusals: list[Refusal], out_dir: Path, cfg: Config, *,
-              force: bool = False, processor_factory: Callable[[Config], Any] | None = None,
+              force: bool = False, processor_factory: Callable[[Config], Processor] | None = None,
               attestation: str | None = None) -> BatchResult:
     """Process `jobs` with the backend `cfg.runner` names (local in-process, local process pool, Ray)."""
     audit_path = audit_log_path(out_dir, cfg.runner.audit_log)
@@ -390,7 +394,7 @@ class WorkerSpec:
     out_dir: Path
     digest: str
     attestation: str | None = None
-    processor_factory: Callable[[Config], Any] | None = None
+    processor_factory: Callable[[Config], Processor] | None = None
     force: bool = False
     threads: int = 0  # 0: keep the thread settings of cfg
 
@@ -406,7 +410,7 @@ class SessionWorker:
         cfg = distributed.with_threads(spec.cfg, spec.threads)
         init_process(cfg=cfg, threads=spec.threads)
         try:
-            self.proc = (spec.processor_factory or SessionProcessor)(cfg)
+            self.proc: Processor = (spec.processor_factory or SessionProcessor)(cfg)
         except RuptureError:
             raise
         except Exception as e:  # a library failing to load a model: a clear start-up error, never a traceback
@@ -427,7 +431,7 @@ class SessionWorker:
 
 
 def _run_batch_locked(jobs: list[SessionJob], refusals: list[Refusal], out_dir: Path, cfg: Config, force: bool,
-                      processor_factory: Callable[[Config], Any] | None, attestation: str | None,
+                      processor_factory: Callable[[Config], Processor] | None, attestation: str | None,
                       audit_path: Path) -> BatchResult:
     audit = AuditLog(audit_path, repair=True)
     result = BatchResult()
@@ -502,8 +506,8 @@ def _recover_processed_line(session_dir: Path, session_id: str, sha: str, audit:
         done_attempts.add((session_id, attempt))
 
 
-def run_one(proc: Any, job: SessionJob, sha: str | None, out_dir: Path, cfg: Config, digest: str,
-            audit: AuditLog, model_hashes: dict[str, Any], attestation: str | None,
+def run_one(proc: Processor, job: SessionJob, sha: str | None, out_dir: Path, cfg: Config, digest: str,
+            audit: AuditLog, model_hashes: dict[str, dict[str, str]], attestation: str | None,
             force: bool = False) -> SessionOutcome:
     """The per-session unit every backend calls: lock the session folder, check again that it still needs
     work, process, write the outputs (session.json last), and append the audit lines."""
@@ -525,8 +529,8 @@ def run_one(proc: Any, job: SessionJob, sha: str | None, out_dir: Path, cfg: Con
                      audit, consent, t0)
 
 
-def _process_locked(proc: Any, job: SessionJob, sha: str | None, session_dir: Path, cfg: Config, digest: str,
-                    audit: AuditLog, model_hashes: dict[str, Any], consent: dict[str, Any],
+def _process_locked(proc: Processor, job: SessionJob, sha: str | None, session_dir: Path, cfg: Config, digest: str,
+                    audit: AuditLog, model_hashes: dict[str, dict[str, str]], consent: dict[str, Any],
                     t0: float) -> SessionOutcome:
     from pipeline.session import SessionRequest, StageTimer
 
@@ -540,7 +544,7 @@ def _process_locked(proc: Any, job: SessionJob, sha: str | None, session_dir: Pa
         if job.tracks is not None:  # one file per participant (pipeline.tracks)
             req = replace(req, tracks=job.tracks)
         record = proc(req, hook=timer, created=now_iso())
-        audio_path = job.audio_path if getattr(proc, "has_audio", True) else None
+        audio_path = job.audio_path if proc.has_audio else None
         write_outputs(record, session_dir, audio_path, cfg,
                       {"config_digest": digest, "stage_seconds": {k: round(v, 3) for k, v in timer.times.items()},
                        "consent": consent, "attempt": attempt})

@@ -20,7 +20,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, cast
 
 from pipeline import __version__
 from pipeline.audio import load_audio
@@ -36,9 +36,17 @@ from pipeline.records import (Audio, Diarization, Event, Levels, ModelInfo, Prov
                               Speaker, Turn, Word)
 from pipeline.roles import assign_roles
 from pipeline.tagging import rupture_metrics, tag_turns
-from pipeline.tracks import TrackSet, load_tracks
+from pipeline.tracks import AlignedTracks, TrackSet, load_tracks
 from pipeline.transcription import transcribe
 from pipeline.turns import attribute_words, build_turns, with_roles
+
+if TYPE_CHECKING:  # types only: these load lazily at run time
+    import numpy as np
+
+    from models.tagger import MarkerClassifier
+    from pipeline.measures import Measures
+    from pipeline.roles import RoleAssignment
+    from pipeline.transcript_io import ParsedTranscript
 
 
 class Hook(Protocol):
@@ -81,12 +89,27 @@ class SessionRequest:
     tracks: TrackSet | None = None  # one file per participant (telehealth): aligned, one channel each
 
 
+class Processor(Protocol):
+    """What the runner (pipeline.runner) needs from a session processor: `SessionProcessor` (`rupture run`)
+    and `TranscriptProcessor` (`rupture tag`) both are one. Built once per worker with the run's Config
+    (`processor_factory(cfg)`), then called once per session."""
+
+    has_audio: bool  # the input is a recording (the runner hands it to the exports); False: a transcript
+
+    @property
+    def model_infos(self) -> Mapping[str, ModelInfo]:
+        """{role: model} for provenance and the audit log."""
+        ...
+
+    def __call__(self, req: SessionRequest, hook: Hook = ..., created: str = "") -> SessionRecord: ...
+
+
 def model_provenance(infos: Mapping[str, ModelInfo]) -> dict[str, dict[str, str]]:
     """{role: {name, version, sha256}} for provenance and the audit log."""
     return {k: {"name": m.name, "version": m.version, "sha256": m.sha256} for k, m in infos.items()}
 
 
-def _tagger_infos(classifier: Any) -> dict[str, ModelInfo]:
+def _tagger_infos(classifier: MarkerClassifier | None) -> dict[str, ModelInfo]:
     if classifier is None:
         return {}
     return {("text_encoder", "tagger_head", "tagger_extra")[min(i, 2)]: m
@@ -95,7 +118,9 @@ def _tagger_infos(classifier: Any) -> dict[str, ModelInfo]:
 
 class SessionProcessor:
     """Loads every model once; call it once per session. The same object serves a local loop, a process
-    pool worker or a Ray actor (setup in __init__, work in __call__)."""
+    pool worker or a Ray actor (setup in __init__, work in __call__). A `Processor`."""
+
+    has_audio: bool = True
 
     def __init__(self, cfg: Config, hook: Hook = _no_hook) -> None:
         from models.asr import Transcriber
@@ -106,7 +131,7 @@ class SessionProcessor:
         hook("load_asr")
         self.diarizer = Diarizer(cfg.diarization, cfg.models)
         hook("load_diarization")
-        self.classifier = None
+        self.classifier: MarkerClassifier | None = None
         if cfg.tagging.enabled:
             from models.tagger import MarkerClassifier
 
@@ -174,10 +199,10 @@ class _Run:
     """One session while its stages run: each stage reads what earlier ones made and fills its own field."""
 
     req: SessionRequest
-    proc: Any  # SessionProcessor or TranscriptProcessor
+    proc: SessionProcessor | TranscriptProcessor
     cfg: Config
     created: str
-    aligned: Any = None  # the aligned tracks (pipeline.tracks) of a telehealth session
+    aligned: AlignedTracks | None = None  # the aligned tracks of a telehealth session
     audio: Audio | None = None
     channel_diar: Diarization | None = None  # the exact channel path's diarization, when it applies
     diar: Diarization | None = None
@@ -253,12 +278,18 @@ def _load_audio(r: _Run) -> Audio:
     return load_audio(r.req.audio_path, r.cfg.audio, sha256=r.req.input_sha256)
 
 
+def _audio_models(r: _Run) -> SessionProcessor:
+    """The processor of an AUDIO_STAGES run: process_session takes only a SessionProcessor."""
+    return cast(SessionProcessor, r.proc)
+
+
 def _diarize(r: _Run) -> Diarization:
     if r.channel_diar is not None:
         return r.channel_diar
     dc = r.cfg.diarization
-    return r.proc.diarizer(r.audio, num_speakers=r.req.num_speakers or dc.num_speakers,
-                           min_speakers=dc.min_speakers, max_speakers=dc.max_speakers)
+    assert r.audio is not None  # the audio stage made it
+    return _audio_models(r).diarizer(r.audio, num_speakers=r.req.num_speakers or dc.num_speakers,
+                                     min_speakers=dc.min_speakers, max_speakers=dc.max_speakers)
 
 
 def _require_speech(r: _Run) -> None:
@@ -266,7 +297,7 @@ def _require_speech(r: _Run) -> None:
         raise SessionError("no speech found in the recording", stage="diarization")
 
 
-def _speaker_signals(audio: Audio, diar: Diarization, channel_path: bool) -> Any:
+def _speaker_signals(audio: Audio, diar: Diarization, channel_path: bool) -> dict[str, np.ndarray] | np.ndarray:
     """The mono mix, or on the stereo channel path each speaker's own channel."""
     if channel_path:
         return {spk: audio.samples[CHANNEL_SPEAKERS.index(spk)] for spk in diar.speakers}
@@ -287,7 +318,7 @@ def _attribute(r: _Run) -> tuple[Word, ...]:
     return attribute_words(r.transcript.words, r.diar.exclusive)
 
 
-def _assign_roles(r: _Run) -> Any:
+def _assign_roles(r: _Run) -> RoleAssignment:
     # Manifest `therapist`: a speaker label, or a channel "ch0"/"ch1" (the channel path names speakers so).
     return assign_roles(r.turns, r.diar.speakers, r.cfg.roles, therapist_hint=r.req.therapist)
 
@@ -306,7 +337,7 @@ def _audio_conversation(r: _Run) -> Conversation:
                         a.confidence, role_source, provenance)
 
 
-def _read_transcript(r: _Run) -> Any:
+def _read_transcript(r: _Run) -> ParsedTranscript:
     from pipeline.transcript_io import read_transcript
 
     return read_transcript(r.req.audio_path)
@@ -333,7 +364,7 @@ def _transcript_conversation(r: _Run) -> Conversation:
                         speakers, roles, conf, source, provenance)
 
 
-def _measures(r: _Run) -> Any:
+def _measures(r: _Run) -> Measures:
     c = r.conversation
     # words exist only when this session was transcribed here (`rupture tag` reads a transcript without them)
     return measure_conversation(c.turns, c.words or (), c.segments, c.roles, c.duration_s, r.cfg.measures,
@@ -342,6 +373,7 @@ def _measures(r: _Run) -> Any:
 
 def _tags(r: _Run) -> tuple[Event, ...]:
     classifier = r.proc.classifier
+    assert classifier is not None  # the stage runs only when _tagging_on
     predictions = classifier(r.conversation.turns)
     return tag_turns(r.conversation.turns, r.measures.features, predictions, classifier.tagging_config())
 
@@ -406,8 +438,8 @@ AUDIO_STAGES: tuple[Stage, ...] = (
     Stage("diarization", _diarize, "diar", "diarization"),
     Stage("diarization", _require_speech, None),
     Stage("levels", _levels, "levels", "levels"),
-    Stage("transcription", lambda r: transcribe(r.proc.transcriber, r.audio, r.diar, r.channel_path, r.levels,
-                                                r.cfg), "transcript", "transcription"),
+    Stage("transcription", lambda r: transcribe(_audio_models(r).transcriber, r.audio, r.diar, r.channel_path,
+                                                r.levels, r.cfg), "transcript", "transcription"),
     Stage("attribution", _attribute, "words"),
     Stage("turns", lambda r: build_turns(r.words, {}), "turns"),
     Stage("roles", _assign_roles, "assignment"),
@@ -429,13 +461,13 @@ TRANSCRIPT_STAGES: tuple[Stage, ...] = (
 
 class TranscriptProcessor:
     """Text-only mode (`rupture tag`): an existing transcript in, the same analysis out (no `words`).
-    Loads only the tagger. Same shape as SessionProcessor so the runner treats both alike."""
+    Loads only the tagger. A `Processor`, like SessionProcessor, so the runner treats both alike."""
 
-    has_audio = False
+    has_audio: bool = False
 
     def __init__(self, cfg: Config, hook: Hook = _no_hook) -> None:
         self.cfg = cfg
-        self.classifier = None
+        self.classifier: MarkerClassifier | None = None
         if cfg.tagging.enabled:
             from models.tagger import MarkerClassifier
 
