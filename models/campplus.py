@@ -335,6 +335,29 @@ class CampplusEmbedding(Model):  # type: ignore[misc]
             self._cached_frames = self.encoder.frames(feats.unsqueeze(0)).detach()
         return self._cached_frames
 
+    def embed_chunk(self, waveform: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Embeddings (S, 192) of one chunk `waveform` (N,) for each of its S frame masks `masks` (S, F),
+        exactly as `forward` computes them row by row ("chunk" input frames; NaN for an empty mask), but
+        without the shared single-entry cache: several threads may call it at once (models/diarizer.py
+        embeds chunks in parallel). The encoder runs once, and only when some mask is not empty."""
+        if self.input_frames != "chunk":
+            raise ValueError("embed_chunk needs input_frames='chunk'")
+        if waveform.shape[0] < 400:  # shorter than one 25 ms fbank frame
+            raise ValueError(f"waveform too short for CAM++ ({waveform.shape[0]} samples)")
+        out = torch.full((masks.shape[0], self.dimension), float("nan"), dtype=torch.float32)
+        frames: torch.Tensor | None = None
+        for s in range(masks.shape[0]):
+            w = masks[s].float()
+            if not torch.isfinite(w).all() or float(w.sum()) <= 0.0:
+                continue
+            if frames is None:
+                frames = self.encoder.frames(fbank(waveform.float()).unsqueeze(0))
+            wt = F.interpolate(w.view(1, 1, -1), size=frames.shape[-1], mode="linear", align_corners=False)[0]
+            if float(wt.sum()) <= 0.0:
+                continue
+            out[s] = self.encoder.embed(frames, wt)[0]
+        return out
+
     def embed_waveform(self, waveform: np.ndarray) -> np.ndarray:
         """The CAM++ embedding (192,) of one whole mono 16 kHz waveform (N,), e.g. one speaker's segment.
         Uncached; no gradients."""

@@ -104,6 +104,11 @@ class DiarizationConfig:
     # On 2 CPU cores batch size 1 is faster than 32 (the CAM++ wrapper reuses each chunk's encoder output).
     embedding_batch_size: int = 1
     segmentation_batch_size: int = 8
+    # Chunks processed at once by this many threads (models/diarizer.py): segmentation batches, pyannote's
+    # CAM++ chunk embeddings and the second pass's segment embeddings. Each thread runs torch with
+    # `torch_threads` intra-op threads; results are identical to one thread. Keep parallel_chunks x
+    # torch_threads at most the cores the process has (1 where runner.threads_per_worker is 1).
+    parallel_chunks: int = 2
     # Agglomerative clustering of the CAM++ chunk embeddings (cosine distance). None: the values tuned for
     # CAM++ in models/diarizer.py (CAMPPLUS_CLUSTERING), or a loaded pipeline's own parameters.
     clustering_method: str | None = None

@@ -77,12 +77,13 @@ def threads_per_worker(cfg: Config, cores: int | None = None) -> int:
 
 
 def with_threads(cfg: Config, threads: int) -> Config:
-    """`cfg` with every model's thread count set to `threads` (unchanged when threads == 0)."""
+    """`cfg` with every model's thread count set to `threads` (unchanged when threads == 0); diarization's
+    chunks then run one at a time (`diarization.parallel_chunks` 1), each on the worker's `threads`."""
     if threads <= 0:
         return cfg
     return dataclasses.replace(
         cfg, asr=dataclasses.replace(cfg.asr, cpu_threads=threads),
-        diarization=dataclasses.replace(cfg.diarization, torch_threads=threads),
+        diarization=dataclasses.replace(cfg.diarization, torch_threads=threads, parallel_chunks=1),
         tagging=dataclasses.replace(cfg.tagging, threads=threads))
 
 
