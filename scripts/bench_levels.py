@@ -25,6 +25,7 @@ from pathlib import Path
 from pipeline.audio import load_audio
 from pipeline.config import load_config
 from pipeline.levels import apply_gains
+from pipeline.process import set_threads
 from pipeline.session import SessionProcessor, SessionRequest, StageTimer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     base = load_config(args.config)
     cfgs = {on: dataclasses.replace(base, levels=dataclasses.replace(base.levels, equalize=on)) for on in (True, False)}
+    set_threads(base)  # as the session worker does (pipeline.process)
     proc = SessionProcessor(cfgs[True])
     med = statistics.median
     for path in map(Path, args.audio):
