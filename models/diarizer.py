@@ -23,8 +23,9 @@ How the pipeline is built (pyannote.audio 4.0.7, see its pipelines/speaker_diari
   `get_plda()` returns any `PLDA` instance as is, so an inert `_UnusedPLDA` subclass (no files, no
   download) is passed; agglomerative clustering never calls it.
 - second pass (`cfg.refine_segments`, on by default with CAM++): every segment with at least
-  `cfg.refine_min_segment_s` of overlap-free speech is embedded whole with CAM++ and the segments are
-  re-clustered (models/speaker_refine.py), into the known number of speakers when the manifest or the
+  `cfg.refine_min_segment_s` of overlap-free speech is embedded with CAM++ (its first
+  `cfg.refine_max_segment_s` of that speech, 2 s by default: the same DER as whole segments) and the
+  segments are re-clustered (models/speaker_refine.py), into the known number of speakers when the manifest or the
   config gives one. It fixes what chunk-level clustering cannot: two alike voices sharing one chunk-local
   speaker (the short questions of one male flite voice labelled as the other's answers). Measured with
   `scripts/eval_diarization.py --synthetic` (see the README).
@@ -55,7 +56,7 @@ from models.store import resolve
 from pipeline.config import DiarizationConfig, ModelsConfig
 from pipeline.errors import ModelError, SessionError
 from pipeline.records import Audio, Diarization, ModelInfo, Segment
-from models.speaker_refine import recluster, relabel, segment_spans
+from models.speaker_refine import first_seconds, recluster, relabel, segment_spans
 
 # Agglomerative clustering of CAM++ chunk embeddings (cosine distance in [0, 2]). Tuned on synthetic
 # two/three-voice flite sessions (scripts/eval_diarization.py --tune); see the module docstring.
@@ -335,6 +336,7 @@ class Diarizer:
             dur = sum(e - s for s, e in parts)
             if dur < self.cfg.refine_min_segment_s:
                 continue
+            parts = first_seconds(parts, self.cfg.refine_max_segment_s)  # the weight stays the whole segment's
             clips.append((np.concatenate([mono[int(s * SAMPLE_RATE):int(e * SAMPLE_RATE)] for s, e in parts]),))
             index.append(i)
             weights.append(dur)

@@ -12,7 +12,7 @@ This module re-clusters the diarization's segments on such embeddings:
 1. `segment_spans`: for each segment of the overlapping track, the parts where no other speaker is
    active (only those are embedded: an overlap mixes two voices).
 2. The caller embeds the segments whose clean part lasts at least `min_s` (models/diarizer.py does this
-   with CAM++).
+   with CAM++, from at most the first `refine_max_segment_s` of that clean part: `first_seconds`).
 3. `recluster`: average-linkage agglomerative clustering (cosine) of those embeddings into as many
    clusters as the first pass found speakers (or the known number of speakers, when the caller has it);
    each new cluster is named after the first-pass speaker it
@@ -67,6 +67,21 @@ def segment_spans(diar: Diarization, min_piece_s: float = 0.1) -> list[list[Span
         others = sorted((segs[i].start, segs[i].end) for i in by_start[lo:hi]
                         if segs[i].speaker != seg.speaker and segs[i].end > seg.start)
         out.append([(s, e) for s, e in _subtract(seg.start, seg.end, others) if e - s >= min_piece_s])
+    return out
+
+
+def first_seconds(parts: Sequence[Span], limit: float) -> list[Span]:
+    """The first `limit` seconds of `parts` (sorted spans), cut inside the span that reaches the limit; all
+    of them when `limit` <= 0."""
+    if limit <= 0:
+        return list(parts)
+    out: list[Span] = []
+    left = limit
+    for s, e in parts:
+        if left <= 0:
+            break
+        out.append((s, min(e, s + left)))
+        left -= out[-1][1] - s
     return out
 
 

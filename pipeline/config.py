@@ -122,6 +122,10 @@ class DiarizationConfig:
     refine_segments: bool = True
     refine_min_segment_s: float = 0.5
     refine_min_cluster_s: float = 3.0
+    # At most this much of a segment's overlap-free speech (its first seconds) is embedded in the second
+    # pass (0: all of it); the segment still weighs its whole length in the clustering. 2 s: DER unchanged on
+    # the 72 dev sessions, the demo and the pyannote sample, and the pass 41% cheaper (README).
+    refine_max_segment_s: float = 2.0
     # Stereo with one speaker per channel: use the exact channel path when the channels are this different
     # (median per-frame level difference, dB, over frames with speech); else fall back to pyannote on the mix.
     stereo_channel_path: bool = True

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.records import Diarization, Segment
-from models.speaker_refine import recluster, relabel, segment_spans
+from models.speaker_refine import first_seconds, recluster, relabel, segment_spans
 
 
 def diar(ov: list[tuple[float, float, str]], ex: list[tuple[float, float, str]] | None = None) -> Diarization:
@@ -62,3 +62,12 @@ def test_recluster_splits_a_merged_speaker_when_the_count_is_known():
     old = ["S1"] * 6  # the first pass merged both voices
     assert recluster(emb, [4.0] * 6, old) is None  # one speaker and no count: nothing to do
     assert recluster(emb, [4.0] * 6, old, num_speakers=2) == ["S1"] * 4 + ["S2"] * 2
+
+
+def test_first_seconds_cuts_the_clean_parts_at_the_limit():
+    parts = [(0.0, 1.5), (2.0, 3.0), (4.0, 9.0)]
+    assert first_seconds(parts, 0.0) == parts
+    assert first_seconds(parts, 1.0) == [(0.0, 1.0)]
+    assert first_seconds(parts, 2.0) == [(0.0, 1.5), (2.0, 2.5)]
+    assert first_seconds(parts, 4.0) == [(0.0, 1.5), (2.0, 3.0), (4.0, 5.5)]
+    assert first_seconds(parts, 100.0) == parts
