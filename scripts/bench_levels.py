@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
               f"gains {gains}")
         print(f"  pipeline, equalize on : {on_t:.2f} s  (runs: {', '.join(f'{t:.1f}' for t in totals[True])})")
         print(f"  pipeline, equalize off: {off_t:.2f} s  (runs: {', '.join(f'{t:.1f}' for t in totals[False])})")
-        print(f"  on / off = {on_t / off_t:.3f}")
+        print(f"  on / off = {on_t / off_t:.3f} (medians); {min(totals[True]) / min(totals[False]):.3f} (fastest runs, "
+              "the least disturbed by other load)")
         tr = {on: stages[on].get("transcription", []) for on in (True, False)}
         print(f"  transcription per run, on: {', '.join(f'{t:.1f}' for t in tr[True])}; "
               f"off: {', '.join(f'{t:.1f}' for t in tr[False])}")
