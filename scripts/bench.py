@@ -3,6 +3,11 @@ whole pipeline to faster-whisper alone on the same audio. Default: the bundled d
 medians reported. Figures are printed, not asserted: these machines are noisy.
 
     .venv/bin/python scripts/bench.py [--audio FILE] [--repeats 3] [--config configs/default.yaml]
+                                      [--baseline OTHER.yaml]
+
+`--baseline` loads a second pipeline from another config and runs it in the same repeats, alternating with
+the first (Whisper alone, then the two pipelines, in turn first), so before/after figures come from one run
+on the same machine load. The load average is printed at the start and the end.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import pipeline.offline  # noqa: F401
 
 import argparse
 import logging
+import os
 import resource
 import statistics
 import sys
@@ -38,6 +44,7 @@ def main() -> int:
     ap.add_argument("--num-speakers", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
+    ap.add_argument("--baseline", default=None, help="a second config, run alternately in the same repeats")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     cfg = load_config(args.config)
@@ -50,40 +57,59 @@ def main() -> int:
     audio = load_audio(audio_path, cfg.audio)
     dur = audio.duration_s
 
-    whisper_alone, totals, exports, stages = [], [], [], {}
+    runs = {"pipeline": proc}
+    if args.baseline:
+        bcfg = load_config(args.baseline)
+        t0 = time.perf_counter()
+        runs["baseline"] = SessionProcessor(bcfg)
+        print(f"baseline {args.baseline}: models loaded in {time.perf_counter() - t0:.1f} s")
+    load_before = os.getloadavg()
+    whisper_alone: list[float] = []
+    totals: dict[str, list[float]] = {k: [] for k in runs}
+    exports: dict[str, list[float]] = {k: [] for k in runs}
+    stages: dict[str, dict[str, list[float]]] = {k: {} for k in runs}
     from pipeline.runner import write_outputs
 
-    for _ in range(args.repeats):
+    for rep in range(args.repeats):
         t0 = time.perf_counter()
         proc.transcriber(audio)
         whisper_alone.append(time.perf_counter() - t0)
-
-        timer = StageTimer()
-        timer.start()
-        t0 = time.perf_counter()
-        rec = proc(SessionRequest("bench", audio_path, num_speakers=args.num_speakers), hook=timer)
-        totals.append(time.perf_counter() - t0)
-        for k, v in timer.times.items():
-            stages.setdefault(k, []).append(v)
-        with tempfile.TemporaryDirectory() as td:
+        for name, p in (list(runs.items()) if rep % 2 == 0 else list(runs.items())[::-1]):
+            timer = StageTimer()
+            timer.start()
             t0 = time.perf_counter()
-            write_outputs(rec, Path(td), audio_path, cfg, {})
-            exports.append(time.perf_counter() - t0)
+            rec = p(SessionRequest("bench", audio_path, num_speakers=args.num_speakers), hook=timer)
+            totals[name].append(time.perf_counter() - t0)
+            for k, v in timer.times.items():
+                stages[name].setdefault(k, []).append(v)
+            with tempfile.TemporaryDirectory() as td:
+                t0 = time.perf_counter()
+                write_outputs(rec, Path(td), audio_path, p.cfg, {})
+                exports[name].append(time.perf_counter() - t0)
 
     med = statistics.median
-    total = med(totals)
+    alone = med(whisper_alone)
     print(f"audio: {audio_path.name}, {dur:.1f} s; models loaded once in {load_s:.1f} s; {args.repeats} repeats, medians")
-    print(f"{'stage':<16}{'seconds':>10}{'x realtime':>12}{'share':>8}")
-    for k, v in stages.items():
-        m = med(v)
-        print(f"{k:<16}{m:>10.2f}{dur / max(m, 1e-9):>12.1f}{m / total:>8.1%}")
-    beyond = sum(med(v) for k, v in stages.items() if k not in CORE)
-    print(f"{'pipeline total':<16}{total:>10.2f}{dur / total:>12.1f}{1:>8.0%}")
-    print(f"{'exports+report':<16}{med(exports):>10.2f}{dur / max(med(exports), 1e-9):>12.1f}")
-    print(f"faster-whisper alone: {med(whisper_alone):.2f} s ({dur / med(whisper_alone):.1f}x realtime); "
-          f"pipeline / whisper-alone = {total / med(whisper_alone):.2f}")
-    print(f"beyond ASR+diarization (attribution, roles, measures, tagging, prosody): {beyond:.2f} s = {beyond / total:.1%} of "
-          f"the pipeline; with exports: {(beyond + med(exports)) / (total + med(exports)):.1%}")
+    print(f"load average (1 min) {load_before[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; "
+          f"{os.cpu_count()} CPUs")
+    for name in runs:
+        total = med(totals[name])
+        cfg_name = args.config if name == "pipeline" else args.baseline
+        print(f"--- {name} ({cfg_name})")
+        print(f"{'stage':<16}{'seconds':>10}{'x realtime':>12}{'share':>8}")
+        for k, v in stages[name].items():
+            m = med(v)
+            print(f"{k:<16}{m:>10.2f}{dur / max(m, 1e-9):>12.1f}{m / total:>8.1%}")
+        beyond = sum(med(v) for k, v in stages[name].items() if k not in CORE)
+        ex = med(exports[name])
+        print(f"{'pipeline total':<16}{total:>10.2f}{dur / total:>12.1f}{1:>8.0%}")
+        print(f"{'exports+report':<16}{ex:>10.2f}{dur / max(ex, 1e-9):>12.1f}")
+        print(f"faster-whisper alone: {alone:.2f} s ({dur / alone:.1f}x realtime); "
+              f"pipeline / whisper-alone = {total / alone:.2f}")
+        print(f"beyond ASR+diarization (attribution, roles, measures, tagging, prosody): {beyond:.2f} s = "
+              f"{beyond / total:.1%} of the pipeline; with exports: {(beyond + ex) / (total + ex):.1%}")
+        print(f"all repeats (s): {', '.join(f'{t:.2f}' for t in totals[name])}")
+    print(f"faster-whisper alone, all repeats (s): {', '.join(f'{t:.2f}' for t in whisper_alone)}")
     print(f"peak memory (RSS): {peak_rss_mb():.0f} MB")
     return 0
 
