@@ -74,7 +74,8 @@ def now_iso() -> str:
 
 # Settings that change how fast, not what comes out: left out of the digest, so that switching backend,
 # workers or thread counts does not redo finished sessions.
-_NOT_IN_DIGEST = {("runner",), ("asr", "cpu_threads"), ("diarization", "torch_threads"), ("tagging", "threads")}
+_NOT_IN_DIGEST = {("runner",), ("asr", "cpu_threads"), ("diarization", "torch_threads"),
+                  ("diarization", "parallel_chunks"), ("tagging", "threads")}
 
 
 def config_digest(cfg: Config) -> str:

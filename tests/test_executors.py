@@ -39,3 +39,22 @@ def test_process_pool_runs_every_item():
 def test_a_dead_worker_fails_only_its_items_through_lost():
     out, interrupted = _run([(3,), (4,)], DIE, workers=2)
     assert sorted(out) == [("lost", (3,), True), ("lost", (4,), True)] and interrupted is False
+
+
+def test_worker_thread_settings_leave_the_config_digest_alone():
+    """A pool worker's config (with_threads: thread counts, diarization chunks one at a time) must not make a
+    finished session look as if it had been run with another config; a setting that changes results must."""
+    import dataclasses
+
+    from pipeline.config import Config
+    from pipeline.distributed import with_threads
+    from pipeline.runner import config_digest
+
+    cfg = Config()
+    worker = with_threads(cfg, 3)
+    assert worker.diarization.parallel_chunks == 1 and worker.asr.cpu_threads == 3  # the worker's settings differ
+    assert config_digest(worker) == config_digest(cfg)
+    faster = dataclasses.replace(cfg, diarization=dataclasses.replace(cfg.diarization, parallel_chunks=4))
+    assert config_digest(faster) == config_digest(cfg)
+    other = dataclasses.replace(cfg, diarization=dataclasses.replace(cfg.diarization, refine_max_segment_s=0.0))
+    assert config_digest(other) != config_digest(cfg)
