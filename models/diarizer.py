@@ -51,6 +51,7 @@ from pyannote.audio import Model, Pipeline
 from pyannote.audio.core.plda import PLDA
 from pyannote.audio.pipelines import SpeakerDiarization
 
+from models._threads import parallel_map
 from models.campplus import SAMPLE_RATE, WEIGHTS_FILE, CampplusEmbedding
 from models.store import resolve
 from pipeline.config import DiarizationConfig, ModelsConfig
@@ -111,33 +112,13 @@ class _CampplusDiarization(SpeakerDiarization):
         if hook is not None:
             hook("embeddings", None, total=num_chunks, completed=0)
         out: list[np.ndarray] = []
-        for i, emb in enumerate(_parallel_map(embed, iter(binary_segmentations), self.parallel_chunks), 1):
+        for i, emb in enumerate(parallel_map(embed, iter(binary_segmentations), self.parallel_chunks, "diarization"), 1):
             out.append(emb)
             if hook is not None:
                 hook("embeddings", emb, total=num_chunks, completed=i)
         if not out:
             return np.zeros((0, num_speakers, model.dimension), dtype=np.float32)
         return np.stack(out)
-
-
-def _parallel_map(fn: Callable[..., Any], items: Any, workers: int) -> Any:
-    """`fn(*item)` for each item, in order, computed by `workers` threads with at most 2 x `workers` items in
-    flight (bounded memory on long recordings); a plain loop for one worker."""
-    if workers <= 1:
-        for item in items:
-            yield fn(*item)
-        return
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="diarization") as pool:
-        pending: deque = deque()
-        for item in items:
-            pending.append(pool.submit(fn, *item))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 def _parallel_inference(inference: Any, workers: int) -> None:
@@ -152,7 +133,7 @@ def _parallel_inference(inference: Any, workers: int) -> None:
         parts = [p for p in torch.tensor_split(chunks, workers) if len(p)]
         if len(parts) < 2:
             return infer(chunks)
-        outs = list(_parallel_map(infer, ((p,) for p in parts), workers))
+        outs = list(parallel_map(infer, ((p,) for p in parts), workers, "diarization"))
         if isinstance(outs[0], tuple):  # several outputs (a multi-task model)
             return tuple(np.concatenate(o) for o in zip(*outs))
         return np.concatenate(outs)
@@ -341,7 +322,7 @@ class Diarizer:
             index.append(i)
             weights.append(dur)
             old.append(seg.speaker)
-        embeddings = list(_parallel_map(model.embed_waveform, iter(clips), self.cfg.parallel_chunks))
+        embeddings = list(parallel_map(model.embed_waveform, iter(clips), self.cfg.parallel_chunks, "diarization"))
         if len(index) < 2:
             return diar
         labels = recluster(np.stack(embeddings), weights, old, min_cluster_s=self.cfg.refine_min_cluster_s,

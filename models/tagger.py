@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from models._threads import parallel_map
 from models.store import resolve, sha256_file
 from pipeline.config import ModelsConfig, TaggingConfig
 from pipeline.errors import ModelError, ModelIntegrityError
@@ -87,7 +88,7 @@ def examples_from_turns(turns: Sequence[Turn], context_turns: int) -> list[Examp
 class TextEncoder:
     """Mean-pooled, L2-normalised sentence embeddings from a local transformers encoder."""
 
-    def __init__(self, path: Path, max_length: int = 128) -> None:
+    def __init__(self, path: Path, max_length: int = 128, parallel_batches: int = 1) -> None:
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -100,6 +101,8 @@ class TextEncoder:
         self.model.eval()
         self.max_length = max_length
         self.dim = int(self.model.config.hidden_size)
+        # batches encoded by this many threads at once (models._threads; the same numbers as one at a time)
+        self.parallel_batches = max(1, int(parallel_batches))
 
     @torch.inference_mode()
     def _encode(self, firsts: list[str], seconds: list[str] | None, batch_size: int,
@@ -110,13 +113,18 @@ class TextEncoder:
             return out
         lengths = [len(a) + (len(seconds[i]) if seconds else 0) for i, a in enumerate(firsts)]
         order = np.argsort(lengths, kind="stable")  # batch similar lengths together: less padding
-        for s in range(0, n, batch_size):
-            idx = order[s:s + batch_size]
-            enc = self.tokenize([firsts[i] for i in idx], [seconds[i] for i in idx] if seconds else None)
-            pooled = mean_pool(self.model, enc)
-            if normalise:
-                pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            out[idx] = pooled.numpy()
+
+        def encode(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            with torch.inference_mode():  # per thread
+                enc = self.tokenize([firsts[i] for i in idx], [seconds[i] for i in idx] if seconds else None)
+                pooled = mean_pool(self.model, enc)
+                if normalise:
+                    pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            return idx, pooled.numpy()
+
+        batches = ((order[s:s + batch_size],) for s in range(0, n, batch_size))
+        for idx, pooled in parallel_map(encode, batches, self.parallel_batches, "tagger"):
+            out[idx] = pooled
         return out
 
     def tokenize(self, firsts: list[str], seconds: list[str] | None = None) -> dict[str, torch.Tensor]:
@@ -437,7 +445,7 @@ class MarkerClassifier:
                                                 *self.context_weights)):
             raise ModelError(f"{d / HEAD_CONFIG}: thresholds and context weights must be finite numbers")
         enc = resolve(encoder_name, models_cfg.store)
-        self.encoder = TextEncoder(enc.path, max_length=max_length)
+        self.encoder = TextEncoder(enc.path, max_length=max_length, parallel_batches=self.cfg.parallel_batches)
         tensors = load_file(str(d / HEAD_FILE))
         self.kind = "lora" if lora else "head"
         if lora:  # the encoder was fine-tuned with low-rank adapters (stored with the heads, merged here)

@@ -322,6 +322,9 @@ class TaggingConfig:
     # torch threads of the process when the tagger runs (0: diarization.torch_threads). torch has one count
     # per process, so a value here also applies to diarization (pipeline.process.torch_threads).
     threads: int = 0
+    # Text-encoder batches encoded by this many threads at once (models/tagger.py), each with the process's
+    # torch intra-op threads; results are identical to one at a time (1 where runner.threads_per_worker is set).
+    parallel_batches: int = 2
     # Longest turn text quoted in an event's evidence (characters).
     evidence_chars: int = 160
     # Session-context stage (pipeline.tagging.in_context): 8 weights, rupture (own score, session mean,

@@ -78,13 +78,14 @@ def threads_per_worker(cfg: Config, cores: int | None = None) -> int:
 
 def with_threads(cfg: Config, threads: int) -> Config:
     """`cfg` with every model's thread count set to `threads` (unchanged when threads == 0); diarization's
-    chunks then run one at a time (`diarization.parallel_chunks` 1), each on the worker's `threads`."""
+    chunks and the tagger's encoder batches then run one at a time (`diarization.parallel_chunks`,
+    `tagging.parallel_batches` 1), each on the worker's `threads`."""
     if threads <= 0:
         return cfg
     return dataclasses.replace(
         cfg, asr=dataclasses.replace(cfg.asr, cpu_threads=threads),
         diarization=dataclasses.replace(cfg.diarization, torch_threads=threads, parallel_chunks=1),
-        tagging=dataclasses.replace(cfg.tagging, threads=threads))
+        tagging=dataclasses.replace(cfg.tagging, threads=threads, parallel_batches=1))
 
 
 def run_items(items: Sequence[Item], make_worker: Callable[[], Worker], ex: Executor,

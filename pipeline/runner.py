@@ -75,7 +75,7 @@ def now_iso() -> str:
 # Settings that change how fast, not what comes out: left out of the digest, so that switching backend,
 # workers or thread counts does not redo finished sessions.
 _NOT_IN_DIGEST = {("runner",), ("asr", "cpu_threads"), ("diarization", "torch_threads"),
-                  ("diarization", "parallel_chunks"), ("tagging", "threads")}
+                  ("diarization", "parallel_chunks"), ("tagging", "threads"), ("tagging", "parallel_batches")}
 
 
 def config_digest(cfg: Config) -> str:

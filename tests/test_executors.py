@@ -52,9 +52,11 @@ def test_worker_thread_settings_leave_the_config_digest_alone():
 
     cfg = Config()
     worker = with_threads(cfg, 3)
-    assert worker.diarization.parallel_chunks == 1 and worker.asr.cpu_threads == 3  # the worker's settings differ
+    assert worker.diarization.parallel_chunks == 1 and worker.tagging.parallel_batches == 1  # the worker's differ
+    assert worker.asr.cpu_threads == 3
     assert config_digest(worker) == config_digest(cfg)
-    faster = dataclasses.replace(cfg, diarization=dataclasses.replace(cfg.diarization, parallel_chunks=4))
+    faster = dataclasses.replace(cfg, diarization=dataclasses.replace(cfg.diarization, parallel_chunks=4),
+                                 tagging=dataclasses.replace(cfg.tagging, parallel_batches=4))
     assert config_digest(faster) == config_digest(cfg)
     other = dataclasses.replace(cfg, diarization=dataclasses.replace(cfg.diarization, refine_max_segment_s=0.0))
     assert config_digest(other) != config_digest(cfg)

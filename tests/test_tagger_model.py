@@ -192,3 +192,20 @@ def test_pluggable_sequence_classifier(tmp_path):
     (d / "label_map.json").write_text(json.dumps({"calm": "not-a-label"}))
     with pytest.raises(ModelError):
         MarkerClassifier(TaggingConfig(classifier=str(d)), ModelsConfig())
+
+
+@needs_store
+def test_encoder_batches_on_two_threads_give_the_same_numbers(clf):
+    """tagging.parallel_batches (default 2) encodes batches on threads: bitwise the same as one at a time."""
+    enc = clf.encoder
+    assert enc.parallel_batches == 2  # the default config's
+    texts = [f"{'well ' * (i % 7)}I don't know, maybe {i} times a week, it's not like I" for i in range(150)]
+    prev = [""] + texts[:-1]
+    both = enc.embed_pairs(prev, texts, batch_size=16)
+    enc.parallel_batches = 1
+    try:
+        one = enc.embed_pairs(prev, texts, batch_size=16)
+    finally:
+        enc.parallel_batches = 2
+    assert both.shape == (150, enc.dim) and float(abs(both).sum()) > 0
+    assert (both == one).all()
