@@ -1,6 +1,6 @@
 """Benchmark batched tagging throughput on a synthetic 1,000-turn transcript.
 
-    .venv/bin/python scripts/bench_tagger.py [--turns 1000] [--threads 2] [--cli]
+    .venv/bin/python scripts/bench_tagger.py [--turns 1000] [--threads 1] [--parallel-batches 2] [--cli]
 
 Builds a transcript of alternating therapist/client turns from the corpus generator's phrasing pools
 (seeded), then times (1) model load, (2) MarkerClassifier over all turns (batched) plus
@@ -45,9 +45,15 @@ def synthetic_turns(n: int, seed: int = 0):
 
 
 def main() -> None:
+    from pipeline.config import TaggingConfig
+
+    TAGGING_DEFAULTS = TaggingConfig()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--turns", type=int, default=1000)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads (default %(default)s, as `rupture tag` sets them by default)")
+    ap.add_argument("--parallel-batches", type=int, default=TAGGING_DEFAULTS.parallel_batches,
+                    help="tagging.parallel_batches: encoder batches on this many threads (default %(default)s)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--cli", action="store_true", help="also time `rupture tag` end to end on a CSV")
     args = ap.parse_args()
@@ -60,7 +66,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     turns = synthetic_turns(args.turns)
-    cfg = TaggingConfig(batch_size=args.batch_size)
+    cfg = TaggingConfig(batch_size=args.batch_size, parallel_batches=args.parallel_batches)
     t0 = time.perf_counter()
     clf = MarkerClassifier(cfg, ModelsConfig())
     t_load = time.perf_counter() - t0
@@ -72,7 +78,7 @@ def main() -> None:
     t_tag = time.perf_counter() - t2
     total = t_pred + t_tag
     m = rupture_metrics(events)
-    print(f"turns {len(turns)}, threads {args.threads}, batch {args.batch_size}")
+    print(f"turns {len(turns)}, threads {args.threads}, parallel batches {args.parallel_batches}, batch {args.batch_size}")
     print(f"load {t_load:.1f} s; classify {t_pred:.1f} s; tag {t_tag * 1000:.0f} ms; "
           f"=> {len(turns) / total * 60:.0f} turns/minute (model loaded)")
     print(f"events: {m['ruptures']} ruptures ({m['resolved']} resolved), {m['repairs']} repairs")
@@ -84,7 +90,10 @@ def main() -> None:
                 w.writerow(["start", "end", "speaker", "text", "role"])
                 for t in turns:
                     w.writerow([t.start, t.end, t.speaker, t.text, t.role])
-            cmd = [sys.executable, "-m", "pipeline.cli", "tag", str(p), "--out", str(Path(tmp) / "out")]
+            conf = Path(tmp) / "bench.yaml"
+            conf.write_text(f"tagging:\n  parallel_batches: {args.parallel_batches}\n", encoding="utf-8")
+            cmd = [sys.executable, "-m", "pipeline.cli", "tag", str(p), "--out", str(Path(tmp) / "out"),
+                   "--config", str(conf)]
             t3 = time.perf_counter()
             r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             t_cli = time.perf_counter() - t3
