@@ -322,9 +322,9 @@ class Diarizer:
             index.append(i)
             weights.append(dur)
             old.append(seg.speaker)
-        embeddings = list(parallel_map(model.embed_waveform, iter(clips), self.cfg.parallel_chunks, "diarization"))
         if len(index) < 2:
             return diar
+        embeddings = list(parallel_map(model.embed_waveform, iter(clips), self.cfg.parallel_chunks, "diarization"))
         labels = recluster(np.stack(embeddings), weights, old, min_cluster_s=self.cfg.refine_min_cluster_s,
                            num_speakers=num_speakers)
         if labels is None:

@@ -104,7 +104,6 @@ class TextEncoder:
         # batches encoded by this many threads at once (models._threads; the same numbers as one at a time)
         self.parallel_batches = max(1, int(parallel_batches))
 
-    @torch.inference_mode()
     def _encode(self, firsts: list[str], seconds: list[str] | None, batch_size: int,
                 normalise: bool = True) -> np.ndarray:
         n = len(firsts)
