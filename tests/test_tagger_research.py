@@ -59,6 +59,20 @@ def test_scores_go_back_to_the_coded_utterances():
     assert m["repair_f1"] == pytest.approx(1.0) and m["top3_precision"] == pytest.approx(0.5)
 
 
+def test_expected_count_ignores_utterances_no_turn_carries():
+    """A filler the ASR-style copy dropped has no turn (to_utterances gives -inf): it adds nothing to the
+    expected count instead of making the conversation's count -inf (which tied every such conversation last)."""
+    convs, turns, outs = [], {}, {}
+    for k, (p, n_true) in enumerate([(0.9, 2), (0.5, 1), (0.1, 0)]):
+        cid = f"x{k}"
+        fams = ["confrontation"] * n_true + ["none"] * (3 - n_true)
+        convs.append(Conversation(cid, 0, "high", "t", tuple(U(i, "client", "w", f, cid) for i, f in enumerate(fams))))
+        turns[cid] = (TaggedTurn("client", "w", (0,)), TaggedTurn("client", "w", (1,)))  # utterance 2: no turn
+        outs[cid] = [TurnOutput(p, False, 0, False), TurnOutput(p, False, 0, False)]
+    m = score(convs, turns, outs)
+    assert m["expected_count_spearman"] == pytest.approx(1.0)
+
+
 def test_threshold_respects_the_false_alarm_budget():
     s = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4] + [0.1] * 194)
     y = np.array([True, False, True, False, True, False] + [False] * 194)

@@ -12,8 +12,8 @@ are left out of every count.
   and top 5; a moment is right when its utterance is a consensus rupture (pooled precision, and the share of
   such conversations where the list is empty);
 - counts: Spearman correlation over all conversations of flagged vs consensus rupture counts, and of the
-  expected count (the sum of P(rupture) over client utterances, the session summary's `ruptures_expected`)
-  vs consensus counts.
+  expected count (the sum of P(rupture) over client utterances; an utterance no turn carries, such as a
+  filler the ASR-style copy dropped, counts 0) vs consensus counts.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def score(convs: Sequence[Conversation], turns: Mapping[str, Sequence[TaggedTurn
                 rn += (not flag_r) and u.is_rupture
                 n_true += u.is_rupture
                 n_pred += flag_r
-                n_expected += r_score[u.index]
+                n_expected += max(0.0, r_score[u.index])  # -inf: no turn carries it
                 if flag_r:
                     flagged.append((r_score[u.index], u.is_rupture))
             else:
