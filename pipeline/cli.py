@@ -18,20 +18,22 @@ log = logging.getLogger("rupture")
 DEMO_DIR = Path(__file__).with_name("demo")
 
 
-def _config(args: argparse.Namespace) -> Config:
-    runner = {k: v for k, v in (("backend", getattr(args, "backend", None)),
-                                ("workers", getattr(args, "workers", None)),
-                                ("ray_address", getattr(args, "address", None))) if v is not None}
-    if runner.get("ray_address") and "backend" not in runner:
+def _config(path: str | None, *, backend: str | None = None, workers: int | None = None,
+            address: str | None = None) -> Config:
+    """The config file (or the defaults) with `rupture run`'s runner options over it (--address alone
+    implies the Ray backend)."""
+    runner: dict[str, str | int] = {k: v for k, v in (("backend", backend), ("workers", workers),
+                                                      ("ray_address", address)) if v is not None}
+    if address and backend is None:
         runner["backend"] = "ray"
-    return load_config(args.config, overrides={"runner": runner} if runner else None)
+    return load_config(path, overrides={"runner": runner} if runner else None)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.inputs import collect_jobs
     from pipeline.runner import run_batch
 
-    cfg = _config(args)
+    cfg = _config(args.config, backend=args.backend, workers=args.workers, address=args.address)
     jobs, refusals = collect_jobs(args.inputs, args.consent_on_file)
     attestation = "operator attests consent is on file (--consent-on-file)" if args.consent_on_file else None
     result = run_batch(jobs, refusals, Path(args.out), cfg, force=args.force, attestation=attestation)
@@ -44,7 +46,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from pipeline.runner import run_batch
     from pipeline.session import TranscriptProcessor
 
-    cfg = _config(args)
+    cfg = _config(args.config)
     jobs = []
     for raw in args.transcripts:
         p = Path(raw)
@@ -65,7 +67,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     manifest = DEMO_DIR / "manifest.csv"
     if not manifest.is_file():
         raise UsageError(f"the bundled demo session is missing ({manifest}); reinstall the package")
-    cfg = _config(args)
+    cfg = _config(args.config)
     jobs, refusals = read_manifest(manifest)
     out = Path(args.out)
     result = run_batch(jobs, refusals, out, cfg, force=args.force)
