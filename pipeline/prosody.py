@@ -58,7 +58,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from pipeline.config import ProsodyConfig
-from pipeline.records import Event, Segment, Turn, TurnProsody, Word
+from pipeline.records import (Baseline, Event, ProsodyDetails, ProsodyMetrics, Segment, SynchronyPoint, Turn,
+                              TurnProsody, VocalSynchrony, Word)
 from pipeline.timeline import union
 
 REF_HZ = 100.0  # semitone reference
@@ -72,34 +73,6 @@ MIN_SD: Mapping[str, float] = {"f0_st": 0.5, "intensity_db": 1.0, "pause_proport
 MIN_SD_RELATIVE: Mapping[str, float] = {"speech_rate_wps": 0.05, "articulation_rate_wps": 0.05}
 _Z_FIELD = {"f0_st": "f0_z", "intensity_db": "intensity_z", "speech_rate_wps": "speech_rate_z",
             "articulation_rate_wps": "articulation_rate_z", "pause_proportion": "pause_z"}
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """One speaker's session baseline of one measure."""
-
-    mean: float
-    sd: float
-    n: int
-
-
-@dataclass(frozen=True)
-class SynchronyPoint:
-    t: float  # seconds: mean start of the window's follower turns
-    r: float | None
-    n: int
-
-
-@dataclass(frozen=True)
-class VocalSynchrony:
-    r: float | None
-    n_pairs: int
-    client_follows_r: float | None
-    client_follows_n: int
-    therapist_follows_r: float | None
-    therapist_follows_n: int
-    window_pairs: int
-    series: tuple[SynchronyPoint, ...]
 
 
 @dataclass(frozen=True)
@@ -525,7 +498,7 @@ def vocal_synchrony(turns: Sequence[Turn], arousal: Mapping[int, float | None], 
         series.append(SynchronyPoint(t=sum(p[3] for p in win) / w, r=pearson([p[0] for p in win], [p[1] for p in win]),
                                      n=w))
     return VocalSynchrony(
-        r=pearson([p[0] for p in pairs], [p[1] for p in pairs]), n_pairs=len(pairs),
+        r=pearson([p[0] for p in pairs], [p[1] for p in pairs]), n_pairs=len(pairs), lag_turns=1,
         client_follows_r=pearson([p[0] for p in cf], [p[1] for p in cf]), client_follows_n=len(cf),
         therapist_follows_r=pearson([p[0] for p in tf], [p[1] for p in tf]), therapist_follows_n=len(tf),
         window_pairs=w, series=tuple(series))
@@ -562,23 +535,19 @@ def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
-def prosody_metrics(res: ProsodyResult, cfg: ProsodyConfig) -> dict[str, object]:
-    """metrics["prosody"] of session.json (JSON-able)."""
+def prosody_metrics(res: ProsodyResult, cfg: ProsodyConfig) -> ProsodyMetrics:
+    """metrics.prosody of session.json (rounded as written)."""
     s = res.synchrony
-    return {
-        "method": (f"librosa pyin {cfg.fmin_hz:g}-{cfg.fmax_hz:g} Hz, {cfg.resolution_st:g} st bins, "
-                   f"{cfg.frame_s * 1000:g} ms frames, {cfg.hop_s * 1000:g} ms hop; own speech only"),
-        "turns_measured": sum(1 for p in res.turns if p.arousal is not None),
-        "baselines": {spk: {m: {"mean": _r(b.mean), "sd": _r(b.sd), "n": b.n} for m, b in ms.items()}
-                      for spk, ms in res.baselines.items()},
-        "vocal_synchrony": {
-            "r": _r(s.r), "n_pairs": s.n_pairs, "lag_turns": 1,
-            "client_follows_r": _r(s.client_follows_r), "client_follows_n": s.client_follows_n,
-            "therapist_follows_r": _r(s.therapist_follows_r), "therapist_follows_n": s.therapist_follows_n,
-            "window_pairs": s.window_pairs,
-            "series": [{"t": _r(p.t), "r": _r(p.r), "n": p.n} for p in s.series],
-        },
-    }
+    return ProsodyMetrics(
+        method=(f"librosa pyin {cfg.fmin_hz:g}-{cfg.fmax_hz:g} Hz, {cfg.resolution_st:g} st bins, "
+                f"{cfg.frame_s * 1000:g} ms frames, {cfg.hop_s * 1000:g} ms hop; own speech only"),
+        turns_measured=sum(1 for p in res.turns if p.arousal is not None),
+        baselines={spk: {m: Baseline(mean=_r(b.mean), sd=_r(b.sd), n=b.n) for m, b in ms.items()}
+                   for spk, ms in res.baselines.items()},
+        vocal_synchrony=replace(s, r=_r(s.r), client_follows_r=_r(s.client_follows_r),
+                                therapist_follows_r=_r(s.therapist_follows_r),
+                                series=tuple(SynchronyPoint(t=_r(p.t), r=_r(p.r), n=p.n) for p in s.series)),
+    )
 
 
 # ----------------------------------------------------------------------------------------- evidence
@@ -602,9 +571,9 @@ def prosody_evidence(p: TurnProsody, who: str) -> str:
     return f"{who} voice: " + ", ".join(parts) + " vs. own baseline"
 
 
-def prosody_details(p: TurnProsody) -> dict[str, float | None]:
-    return {"arousal": _r(p.arousal, 2), "f0_z": _r(p.f0_z, 2), "intensity_z": _r(p.intensity_z, 2),
-            "speech_rate_change": _r(p.speech_rate_change, 3), "pause_z": _r(p.pause_z, 2)}
+def prosody_details(p: TurnProsody) -> ProsodyDetails:
+    return ProsodyDetails(arousal=_r(p.arousal, 2), f0_z=_r(p.f0_z, 2), intensity_z=_r(p.intensity_z, 2),
+                          speech_rate_change=_r(p.speech_rate_change, 3), pause_z=_r(p.pause_z, 2))
 
 
 EVIDENCE_TYPES: tuple[str, ...] = ("rupture", "repair")
@@ -627,6 +596,5 @@ def with_prosody_evidence(events: Sequence[Event], prosody: Sequence[TurnProsody
         if not line:
             out.append(e)
             continue
-        keep = tuple((k, v) for k, v in e.details if k not in ("prosody", "prosody_evidence"))
-        out.append(replace(e, details=keep + (("prosody", prosody_details(p)), ("prosody_evidence", line))))
+        out.append(replace(e, details=replace(e.details, prosody=prosody_details(p), prosody_evidence=line)))
     return tuple(out)

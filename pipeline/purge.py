@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 from models.store import sha256_file
 from pipeline.errors import UsageError
 from pipeline.inputs import SessionJob
-from pipeline.records import Provenance
+from pipeline.records import InputInfo, Provenance, Purged
 from pipeline.serialize import provenance_from_dict, provenance_to_dict
 
 log = logging.getLogger("rupture")
@@ -109,17 +109,17 @@ def _purge_locked(out_dir: Path, audio_of: dict[str, SessionJob], older_than_day
                 if audio is None:
                     why_kept = "no INPUT names this session's recording"
                 else:
-                    why_kept = _delete_recordings(_recordings(audio, prov.input if isinstance(prov.input, Mapping) else {}), dry_run)
+                    why_kept = _delete_recordings(_recordings(audio, prov.input), dry_run)
                     if why_kept is None:
                         deleted.append("audio")
-                already = prov.purged.get("transcripts", False) if isinstance(prov.purged, Mapping) else False
+                already = bool(prov.purged and prov.purged.transcripts)
                 if transcripts and not already:
                     if not dry_run:
                         _purge_transcripts(sdir, data, now)
                     deleted.append("transcripts")
                 if deleted and not dry_run:
                     if "audio" in deleted:
-                        _mark(sdir, sj, {"audio": True})
+                        _mark(sj, audio=True)
                     assert audit is not None
                     audit.write("purged", session_id=sdir.name, input_sha256=want_sha, deleted=deleted,
                                 older_than_days=older_than_days, age_days=round(age, 2))
@@ -138,19 +138,18 @@ def _purge_locked(out_dir: Path, audio_of: dict[str, SessionJob], older_than_day
 _NOT_DELETED = "could not delete the recording"
 
 
-def _recordings(job: SessionJob, recorded: Any) -> list[tuple[Path, str | None]]:
+def _recordings(job: SessionJob, recorded: InputInfo | None) -> list[tuple[Path, str | None]]:
     """(file, sha256 recorded in session.json) for every file of the session: its recording, or for a
     session given as one file per participant each track (provenance.input.tracks) and the mix."""
-    recorded = recorded if isinstance(recorded, dict) else {}
     if job.tracks is None:
-        return [(job.audio_path, recorded.get("sha256"))]
-    shas = [t.get("sha256") if isinstance(t, dict) else None for t in recorded.get("tracks") or []]
+        return [(job.audio_path, recorded.sha256 if recorded else None)]
+    shas: list[str | None] = [t.sha256 for t in (recorded.tracks if recorded else None) or ()]
     if len(shas) != len(job.tracks.tracks):
         shas = [None] * len(job.tracks.tracks)
     out = list(zip(job.tracks.tracks, shas))
     if job.tracks.mix is not None:
-        mix = recorded.get("mix")
-        out.append((job.tracks.mix, mix.get("sha256") if isinstance(mix, dict) else None))
+        mix = recorded.mix if recorded else None
+        out.append((job.tracks.mix, mix.sha256 if mix else None))
     return out
 
 
@@ -221,14 +220,21 @@ def purge_jobs(inputs: Sequence[str]) -> list[SessionJob]:
     return jobs
 
 
-def _mark(sdir: Path, sj: Path, what: dict[str, bool]) -> None:
+def _mark(sj: Path, audio: bool) -> None:
     from pipeline.serialize import atomic_write_text
 
     data = json.loads(sj.read_text(encoding="utf-8"))
     prov = provenance_from_dict(data["provenance"])
-    purged = {**(prov.purged if isinstance(prov.purged, Mapping) else {}), **what}
+    purged = dataclasses.replace(prov.purged or Purged(), audio=audio)
     data["provenance"] = provenance_to_dict(dataclasses.replace(prov, purged=purged))
     atomic_write_text(sj, json.dumps(data, ensure_ascii=False, indent=1))
+
+
+def _exported_formats(prov: Provenance) -> tuple[str, ...]:
+    """The export formats of the run's config (`exports.formats`), as that run wrote them."""
+    exports = (prov.config or {}).get("exports")
+    formats = exports.get("formats") if isinstance(exports, Mapping) else None
+    return tuple(f for f in formats if isinstance(f, str)) if isinstance(formats, list) else ()
 
 
 def _purge_transcripts(sdir: Path, data: dict[str, Any], now: datetime) -> None:
@@ -247,10 +253,8 @@ def _purge_transcripts(sdir: Path, data: dict[str, Any], now: datetime) -> None:
         except FileNotFoundError:
             pass
     prov = redacted.provenance
-    config = prov.config if isinstance(prov.config, Mapping) else {}
-    formats = tuple(f for f in config.get("exports", {}).get("formats", ()) if f in REWRITTEN_FORMATS)
+    formats = tuple(f for f in _exported_formats(prov) if f in REWRITTEN_FORMATS)
     paths = write_exports(redacted, sdir, None, formats) if formats else ()
-    purged = {**(prov.purged if isinstance(prov.purged, Mapping) else {}),
-              "transcripts": True, "time": now.isoformat(timespec="seconds")}
+    purged = dataclasses.replace(prov.purged or Purged(), transcripts=True, time=now.isoformat(timespec="seconds"))
     prov = dataclasses.replace(prov, purged=purged, outputs=tuple(sorted(os.path.relpath(p, sdir) for p in paths)))
     write_session_json(dataclasses.replace(redacted, provenance=prov), sdir / "session.json")

@@ -221,10 +221,125 @@ class Speaker:
     role_source: str  # "manifest" | "channel" | "inferred" | "transcript"
 
 
+def absent_if_none() -> Any:
+    """A record field whose key is left out of the JSON object when the value is None (pipeline.serialize);
+    other None fields are written as null."""
+    return field(default=None, metadata={"absent_if_none": True})
+
+
+# ------------------------------------------------------------------------------------ event details
+# An event's details are the keys of its session.json object beyond the CONTRACT.md ones: what the stage that
+# made it measured (one record per kind of event), the prosodic evidence, keys this version does not know,
+# and the human coding that `rupture import-eaf` appends. Written in that order (pipeline.serialize).
+
+
+@dataclass(frozen=True)
+class OverlapDetails:
+    """interruption, backchannel and overlap events (pipeline.measures): `direction` is "<doer role>-><holder
+    role>", `target_turn_index` the floor holder's turn (the interrupted turn). Backchannels carry
+    `in_overlap` and `words`; overlaps and interruptions the overlap length, how long the holder went on
+    after the onset, and then either how long the holder kept talking after the overlap (unsuccessful) or
+    the interrupter after the holder stopped (successful)."""
+
+    direction: str
+    target_turn_index: int | None
+    in_overlap: bool | None = absent_if_none()
+    words: int | None = absent_if_none()
+    overlap_s: float | None = absent_if_none()
+    holder_remaining_s: float | None = absent_if_none()
+    holder_kept_s: float | None = absent_if_none()
+    interrupter_continued_s: float | None = absent_if_none()
+
+
+@dataclass(frozen=True)
+class PauseDetails:
+    """long_pause events: the silence, the speakers either side and "<role before>-><role after>"."""
+
+    pause_s: float
+    speaker_before: str | None
+    speaker_after: str | None
+    direction: str
+
+
+@dataclass(frozen=True)
+class ImbalanceDetails:
+    """talk_time_imbalance events: the window's therapist share and its speech seconds."""
+
+    therapist_share: float
+    speech_s: float
+
+
+@dataclass(frozen=True)
+class TaggerDetails:
+    """rupture and repair events (pipeline.tagging): the model's family probability, the cue boost, the
+    family decided and the subtype's probability."""
+
+    p_model: float
+    cue_boost: float
+    family: str
+    p_subtype: float
+
+
+@dataclass(frozen=True)
+class ProsodyDetails:
+    """The `prosody` detail of a rupture or repair event: its turn's voice measures against the speaker's
+    baseline (pipeline.prosody)."""
+
+    arousal: float | None
+    f0_z: float | None
+    intensity_z: float | None
+    speech_rate_change: float | None
+    pause_z: float | None
+
+
+@dataclass(frozen=True)
+class HumanCoding:
+    """An event read back from a coded ELAN file (pipeline.exports.import_eaf): who coded it ("human"), what
+    they did (confirmed, relabelled, added), the tier, and for a relabelled event the model's subtype."""
+
+    coder: str
+    human_action: str
+    eaf_tier: str
+    model_subtype: str | None = absent_if_none()
+
+
+MeasureDetails = OverlapDetails | PauseDetails | ImbalanceDetails | TaggerDetails
+
+
+@dataclass(frozen=True)
+class EventDetails:
+    """The extra keys of an event (see above). A field that is None is not written. `other`: keys this
+    version does not know, and known ones whose value it cannot read (a file from elsewhere), as read, in
+    their order. `key_order`: the order the keys were read in when it is not the order written (a file from
+    elsewhere), so that reading and writing it again changes nothing; empty for records made here."""
+
+    measure: MeasureDetails | None = None
+    prosody: ProsodyDetails | None = None
+    prosody_evidence: str | None = None  # the line a reviewer reads (pipeline.prosody.prosody_evidence)
+    other: tuple[tuple[str, Any], ...] = ()
+    coding: HumanCoding | None = None
+    key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def direction(self) -> str | None:
+        """"<doer role>-><other role>" of an overlap-family or long_pause event."""
+        m = self.measure
+        return m.direction if isinstance(m, (OverlapDetails, PauseDetails)) else None
+
+    @property
+    def target_turn_index(self) -> int | None:
+        """The interrupted (floor holder's) turn of an overlap-family event."""
+        return self.measure.target_turn_index if isinstance(self.measure, OverlapDetails) else None
+
+    @property
+    def human_coded(self) -> bool:
+        return self.coding is not None and self.coding.coder == "human"
+
+
 @dataclass(frozen=True)
 class Event:
-    """A flagged moment (CONTRACT.md `events`). `details` holds extra, JSON-able key/value pairs
-    (cue values, probabilities) that are written as additional keys of the event object."""
+    """A flagged moment (CONTRACT.md `events`). `details` (an `EventDetails`) are written as additional keys
+    of the event object."""
 
     type: str
     subtype: str | None
@@ -237,7 +352,7 @@ class Event:
     evidence: str
     resolved: bool | None = None
     repair_turn_index: int | None = None
-    details: tuple[tuple[str, Any], ...] = ()
+    details: EventDetails = EventDetails()
 
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:
@@ -255,44 +370,267 @@ class ModelInfo:
     sha256: str
 
 
+# ------------------------------------------------------------------------------------------ provenance
+
+
+@dataclass(frozen=True)
+class TrackInput:
+    """One participant's file of a session given as one file per participant (pipeline.tracks)."""
+
+    path_name: str
+    sha256: str
+    channel: str  # "ch0", "ch1", ...
+    offset_s: float  # where the track starts on the session timeline
+    offset_source: str
+    offset_peak_ratio: float | None
+    sample_rate: int
+    channels: int
+
+
+@dataclass(frozen=True)
+class FileInput:
+    """A file named by its name and sha256 (the mix of a per-participant session)."""
+
+    path_name: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """provenance.input: the file processed (its name, never its folder) and its sha256; for a recording its
+    original rate and channel count; `kind` "transcript" for `rupture tag`; for one file per participant the
+    tracks and the mix (`sha256` is then a digest of them all, pipeline.tracks). Every key is optional so that
+    a file from elsewhere that records only some of them still gives its sha256 to the skip check and purge."""
+
+    path_name: str | None = absent_if_none()
+    sha256: str | None = absent_if_none()
+    sample_rate: int | None = absent_if_none()
+    channels: int | None = absent_if_none()
+    kind: str | None = absent_if_none()
+    tracks: tuple[TrackInput, ...] | None = absent_if_none()
+    mix: FileInput | None = absent_if_none()
+
+
+@dataclass(frozen=True)
+class Consent:
+    """provenance.consent: where consent comes from (manifest, operator_attestation, transcript), its date,
+    and the operator's attestation when there is one."""
+
+    source: str
+    date: str | None
+    attestation: str | None = absent_if_none()
+
+
+@dataclass(frozen=True)
+class Purged:
+    """provenance.purged (pipeline.purge): what retention deleted, and when the transcripts went."""
+
+    audio: bool | None = absent_if_none()
+    transcripts: bool | None = absent_if_none()
+    time: str | None = absent_if_none()
+
+
 @dataclass(frozen=True)
 class Provenance:
     """What made a session record: session.json "provenance" (CONTRACT.md). The session writes the first
     group (pipeline.session), the runner the second with the outputs (pipeline.runner.write_outputs), purge
-    `purged`. A field a file does not carry is None and is not written; keys this version does not know are
-    kept in `other`, in their order, after the known ones (pipeline.serialize: provenance_to_dict/_from_dict).
-    Values are as read from JSON: readers of files from elsewhere check their types."""
+    `purged`. A field that is None is not written (a file that does not carry it). `other`: keys this version
+    does not know, and known ones whose value it cannot read (a file from elsewhere, an older layout), as
+    read; `key_order` as on `EventDetails` (pipeline.serialize: provenance_to_dict/_from_dict)."""
 
-    models: Any = None  # {role: {name, version, sha256}}
-    config: Any = None  # the run's config (pipeline.config.to_dict)
-    package_version: Any = None
-    created: Any = None  # ISO 8601 time the record was made
-    input: Any = None  # {path_name, sha256, sample_rate, channels} | one file per participant | transcript
-    diarization_method: Any = None
-    asr_language: Any = None
-    config_digest: Any = None  # runner: the digest that decides skip-if-done
-    stage_seconds: Any = None
-    consent: Any = None
-    attempt: Any = None  # runner: the attempt id its audit lines carry
-    outputs: Any = None  # runner: the files written beside session.json (relative paths)
-    purged: Any = None  # purge: what was deleted and when
+    models: Mapping[str, ModelInfo] | None = None  # {role: model}
+    config: Mapping[str, Any] | None = None  # the run's resolved config as written (pipeline.config.to_dict)
+    package_version: str | None = None
+    created: str | None = None  # ISO 8601 time the record was made
+    input: InputInfo | None = None
+    diarization_method: str | None = None
+    asr_language: str | None = None
+    config_digest: str | None = None  # runner: the digest that decides skip-if-done
+    stage_seconds: Mapping[str, float] | None = None  # hook event -> seconds (pipeline.session.StageTimer)
+    consent: Consent | None = None
+    attempt: str | None = None  # runner: the attempt id its audit lines carry
+    outputs: tuple[str, ...] | None = None  # runner: the files written beside session.json (relative paths)
+    purged: Purged | None = None  # purge: what was deleted and when
     other: Mapping[str, Any] = field(default_factory=dict)
+    key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def input_sha256(self) -> str | None:
-        sha = self.input.get("sha256") if isinstance(self.input, Mapping) else None
-        return sha if isinstance(sha, str) else None
+        return self.input.sha256 if self.input is not None else None
 
 
-PROVENANCE_FIELDS: tuple[str, ...] = ("models", "config", "package_version", "created", "input",
-                                      "diarization_method", "asr_language", "config_digest", "stage_seconds",
-                                      "consent", "attempt", "outputs", "purged")
+# --------------------------------------------------------------------------------------------- metrics
+# session.json "metrics" (pipeline.measures, pipeline.tagging, pipeline.prosody). Rounded as written.
+
+
+@dataclass(frozen=True)
+class SpeakerTalk:
+    role: str
+    talk_s: float
+    solo_s: float  # talk time with no other speaker active
+    overlap_started_s: float  # overlapped time this speaker started
+    share: float | None  # of all speakers' talk time
+
+
+@dataclass(frozen=True)
+class RoleTalk:
+    talk_s: float
+    overlap_started_s: float
+    share: float | None
+
+
+@dataclass(frozen=True)
+class TalkBlock:
+    """Talk time over [start, end] (the session, or one window)."""
+
+    start: float
+    end: float
+    speech_s: float
+    silence_s: float
+    overlap_s: float
+    therapist_share: float | None
+    per_speaker: Mapping[str, SpeakerTalk]
+    per_role: Mapping[str, RoleTalk]
+
+
+@dataclass(frozen=True)
+class TalkTime:
+    session: TalkBlock
+    window_s: float
+    window_step_s: float
+    windows: tuple[TalkBlock, ...]
+
+
+@dataclass(frozen=True)
+class Stats:
+    count: int
+    mean: float | None
+    median: float | None
+
+
+@dataclass(frozen=True)
+class PauseMetrics:
+    response_latency_s: Mapping[str, Stats]  # "<role before>-><role after>"
+    within_turn_pause_share: Mapping[str, float | None]  # per speaker
+    within_turn_pause_min_s: float
+    long_pause_s: float
+    source: str  # "words" | "turns"
+    gap_count: int
+
+
+@dataclass(frozen=True)
+class TurnMetrics:
+    count: int
+    mean_s: float | None
+    median_s: float | None
+    mean_words: float | None
+    median_words: float | None
+    per_minute: float | None
+    longest_monologue_s: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class MinimalResponseMetrics:
+    count: int
+    by_role: Mapping[str, int]
+    follows_question_count: int
+    latency_s: Stats
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One of the most likely ruptures, to review first."""
+
+    turn_index: int | None
+    start: float
+    subtype: str | None
+    confidence: float
+    resolved: bool | None
+    repair_turn_index: int | None
+
+
+@dataclass(frozen=True)
+class AllianceMetrics:
+    """Rupture/repair counts (pipeline.tagging.rupture_metrics)."""
+
+    ruptures: int
+    withdrawal: int
+    confrontation: int
+    ruptures_by_subtype: Mapping[str, int]
+    resolved: int
+    unresolved: int
+    share_resolved: float | None
+    repairs: int
+    repairs_by_subtype: Mapping[str, int]
+    moments: tuple[Moment, ...]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One speaker's session baseline of one measure (pipeline.prosody)."""
+
+    mean: float
+    sd: float
+    n: int
+
+
+@dataclass(frozen=True)
+class SynchronyPoint:
+    t: float  # seconds: mean start of the window's follower turns
+    r: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class VocalSynchrony:
+    """Lag-`lag_turns` arousal synchrony between therapist and client turns (pipeline.prosody)."""
+
+    r: float | None
+    n_pairs: int
+    lag_turns: int
+    client_follows_r: float | None
+    client_follows_n: int
+    therapist_follows_r: float | None
+    therapist_follows_n: int
+    window_pairs: int
+    series: tuple[SynchronyPoint, ...]
+
+
+@dataclass(frozen=True)
+class ProsodyMetrics:
+    """pipeline.prosody.prosody_metrics: the method, the turns measured, each speaker's baselines and the
+    vocal synchrony (rounded as written)."""
+
+    method: str
+    turns_measured: int
+    baselines: Mapping[str, Mapping[str, Baseline]]  # speaker -> measure -> baseline
+    vocal_synchrony: VocalSynchrony
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """session.json "metrics". Every field may be None (not written): a transcript session has no prosody, a
+    run without the tagger no alliance, a file from elsewhere what it has. `other` and `key_order` as on
+    `Provenance`."""
+
+    talk_time: TalkTime | None = None
+    therapist_share: float | None = None
+    event_counts: Mapping[str, int] | None = None  # type, type.subtype, type.direction, type.subtype.direction
+    event_rates_per_hour: Mapping[str, float | None] | None = None
+    overlap_events_by_speaker_pair: Mapping[str, Mapping[str, int]] | None = None  # "A->B" -> kind -> count
+    pauses: PauseMetrics | None = None
+    turns: TurnMetrics | None = None
+    minimal_responses: MinimalResponseMetrics | None = None
+    alliance: AllianceMetrics | None = None
+    prosody: ProsodyMetrics | None = None
+    other: Mapping[str, Any] = field(default_factory=dict)
+    key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class SessionRecord:
-    """Everything written to session.json. `metrics` and `metadata` are JSON-able mappings built once and
-    never mutated; `provenance` is a `Provenance`."""
+    """Everything written to session.json. `metadata` is a JSON-able mapping built once and never mutated
+    (the manifest's extra columns); `metrics` a `Metrics`, `provenance` a `Provenance`."""
 
     session_id: str
     duration_s: float
@@ -300,7 +638,7 @@ class SessionRecord:
     turns: tuple[Turn, ...]
     words: tuple[Word, ...] | None
     events: tuple[Event, ...]
-    metrics: Mapping[str, Any]
+    metrics: Metrics
     provenance: Provenance
     metadata: Mapping[str, Any] = field(default_factory=dict)
     segments: tuple[Segment, ...] = ()  # overlapping diarization track, for RTTM and overlap displays

@@ -59,8 +59,8 @@ from pipeline.config import Config, to_dict
 from pipeline.errors import ModelError, RuptureError, SessionError, UsageError
 from pipeline.inputs import Refusal, SessionJob
 from pipeline.process import init_process
-from pipeline.records import SessionRecord
-from pipeline.serialize import atomic_write_text, provenance_from_dict, read_session_json, write_session_json
+from pipeline.records import Consent, SessionRecord
+from pipeline.serialize import atomic_write_text, read_provenance, read_session_json, to_json, write_session_json
 
 if TYPE_CHECKING:  # pipeline.session (and the stages under it) loads when a worker is built
     from pipeline.session import Processor
@@ -285,8 +285,8 @@ def recorded_input_sha256(session_dir: Path) -> str | None:
     if session_dir.is_symlink() or not sj.is_file():
         return None
     try:
-        return provenance_from_dict(json.loads(sj.read_text(encoding="utf-8")).get("provenance")).input_sha256
-    except (OSError, ValueError, AttributeError):
+        return read_provenance(sj).input_sha256
+    except (OSError, ValueError):
         return None
 
 
@@ -295,22 +295,35 @@ def is_complete(session_dir: Path, input_sha: str, cfg_digest: str) -> bool:
     if session_dir.is_symlink() or not sj.is_file():  # a planted link never counts as done work
         return False
     try:
-        prov = provenance_from_dict(json.loads(sj.read_text(encoding="utf-8")).get("provenance"))
+        prov = read_provenance(sj)
         if prov.input_sha256 != input_sha or prov.config_digest != cfg_digest:
             return False
-        return all((session_dir / str(name)).is_file() for name in prov.outputs or ())
-    except (OSError, ValueError, AttributeError, TypeError):
+        return all((session_dir / name).is_file() for name in prov.outputs or ())
+    except (OSError, ValueError):
         return False
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """The runner's provenance fields of one session (None: not written)."""
+
+    config_digest: str | None = None
+    stage_seconds: Mapping[str, float] | None = None
+    consent: Consent | None = None
+    attempt: str | None = None
+
+
 def write_outputs(record: SessionRecord, session_dir: Path, audio_path: Path | None, cfg: Config,
-                  run: Mapping[str, Any]) -> None:
+                  run: RunInfo | None = None) -> None:
     """Exports first, session.json last (atomic): session.json existing means everything is there. `run`:
-    the runner's provenance fields (config_digest, stage_seconds, consent, attempt); outputs are added."""
+    the runner's provenance fields; outputs are added."""
     from pipeline.exports import write_exports
 
     paths = write_exports(record, session_dir, audio_path, tuple(f for f in cfg.exports.formats))
-    prov = replace(record.provenance, **run, outputs=tuple(sorted(os.path.relpath(p, session_dir) for p in paths)))
+    run = run if isinstance(run, RunInfo) else RunInfo()
+    prov = replace(record.provenance, config_digest=run.config_digest, stage_seconds=run.stage_seconds,
+                   consent=run.consent, attempt=run.attempt,
+                   outputs=tuple(sorted(os.path.relpath(p, session_dir) for p in paths)))
     write_session_json(replace(record, provenance=prov), session_dir / "session.json")
 
 
@@ -405,7 +418,7 @@ class SessionWorker:
     runs: in this process, a pool process or a Ray actor alike. Threads are set here, once per process."""
 
     def __init__(self, spec: WorkerSpec) -> None:
-        from pipeline.session import SessionProcessor, model_provenance
+        from pipeline.session import SessionProcessor
 
         self.spec = spec
         cfg = distributed.with_threads(spec.cfg, spec.threads)
@@ -418,7 +431,7 @@ class SessionWorker:
             raise ModelError(f"the models could not be loaded ({type(e).__name__}); run `rupture models verify` "
                              "and check the models section of the config") from e
         self.cfg = cfg
-        self.model_hashes = model_provenance(self.proc.model_infos)
+        self.model_hashes: dict[str, Any] = to_json(dict(self.proc.model_infos))
         self.audit = AuditLog(audit_log_path(spec.out_dir, spec.cfg.runner.audit_log))
 
     def __call__(self, job: SessionJob, sha: str | None) -> "SessionOutcome":
@@ -480,7 +493,7 @@ def _run_batch_locked(jobs: list[SessionJob], refusals: list[Refusal], out_dir: 
             def lost(item: tuple[Any, ...], why: str) -> SessionOutcome:  # its worker died mid-session
                 job, sha = item
                 return _fail(job, sha, out_dir / job.session_id, "worker", why, audit,
-                             {"source": job.consent_source, "date": job.consent_date}, time.perf_counter())
+                             Consent(source=job.consent_source, date=job.consent_date), time.perf_counter())
 
             with _StopFlag() as flag:
                 result.interrupted = distributed.run_items(pending, functools.partial(SessionWorker, spec), executor,
@@ -496,27 +509,26 @@ def _recover_processed_line(session_dir: Path, session_id: str, sha: str, audit:
                             done_attempts: set[tuple[Any, Any]]) -> None:
     """A run killed after session.json but before its `processed` line: write that line now."""
     try:
-        prov = provenance_from_dict(json.loads((session_dir / "session.json").read_text(encoding="utf-8"))
-                                    .get("provenance"))
-    except (OSError, ValueError, AttributeError):
+        prov = read_provenance(session_dir / "session.json")
+    except (OSError, ValueError):
         return
     attempt = prov.attempt
     if attempt and (session_id, attempt) not in done_attempts:
         audit.write("processed", session_id=session_id, input_sha256=sha, attempt=attempt, recovered=True,
-                    models=prov.models, consent=prov.consent)
+                    models=to_json(prov.models), consent=to_json(prov.consent))
         done_attempts.add((session_id, attempt))
 
 
 def run_one(proc: Processor, job: SessionJob, sha: str | None, out_dir: Path, cfg: Config, digest: str,
-            audit: AuditLog, model_hashes: dict[str, dict[str, str]], attestation: str | None,
+            audit: AuditLog, model_hashes: dict[str, Any], attestation: str | None,
             force: bool = False) -> SessionOutcome:
     """The per-session unit every backend calls: lock the session folder, check again that it still needs
     work, process, write the outputs (session.json last), and append the audit lines."""
     session_dir = out_dir / job.session_id
     t0 = time.perf_counter()
-    consent = {"source": job.consent_source, "date": job.consent_date}
-    if attestation and job.consent_source == "operator_attestation":
-        consent["attestation"] = attestation
+    consent = Consent(source=job.consent_source, date=job.consent_date,
+                      attestation=attestation if attestation and job.consent_source == "operator_attestation"
+                      else None)
     try:
         make_private_dir(session_dir)
         with _flock(session_dir / ".lock"):
@@ -531,7 +543,7 @@ def run_one(proc: Processor, job: SessionJob, sha: str | None, out_dir: Path, cf
 
 
 def _process_locked(proc: Processor, job: SessionJob, sha: str | None, session_dir: Path, cfg: Config, digest: str,
-                    audit: AuditLog, model_hashes: dict[str, dict[str, str]], consent: dict[str, Any],
+                    audit: AuditLog, model_hashes: dict[str, Any], consent: Consent,
                     t0: float) -> SessionOutcome:
     from pipeline.session import SessionRequest, StageTimer
 
@@ -547,14 +559,14 @@ def _process_locked(proc: Processor, job: SessionJob, sha: str | None, session_d
         record = proc(req, hook=timer, created=now_iso())
         audio_path = job.audio_path if proc.has_audio else None
         write_outputs(record, session_dir, audio_path, cfg,
-                      {"config_digest": digest, "stage_seconds": {k: round(v, 3) for k, v in timer.times.items()},
-                       "consent": consent, "attempt": attempt})
+                      RunInfo(config_digest=digest, stage_seconds={k: round(v, 3) for k, v in timer.times.items()},
+                              consent=consent, attempt=attempt))
         stale = session_dir / "failure.json"
         if stale.exists():
             stale.unlink()
         secs = time.perf_counter() - t0
         audit.write("processed", session_id=job.session_id, input_sha256=record.provenance.input_sha256,
-                    attempt=attempt, models=model_hashes, consent=consent, seconds=round(secs, 2))
+                    attempt=attempt, models=model_hashes, consent=to_json(consent), seconds=round(secs, 2))
         log.info("session %s: done in %.1f s (%.1fx real time)", job.session_id, secs,
                  record.duration_s / max(secs, 1e-9))
         return SessionOutcome(job.session_id, "ok", seconds=secs)
@@ -570,7 +582,7 @@ def _process_locked(proc: Processor, job: SessionJob, sha: str | None, session_d
 
 
 def _fail(job: SessionJob, sha: str | None, session_dir: Path, stage: str, message: str, audit: AuditLog,
-          consent: dict[str, Any], t0: float) -> SessionOutcome:
+          consent: Consent, t0: float) -> SessionOutcome:
     log.error("session %s failed in stage %s: %s", job.session_id, stage, message)
     try:
         if session_dir.is_symlink():  # never write through a link planted in the output folder
@@ -582,7 +594,7 @@ def _fail(job: SessionJob, sha: str | None, session_dir: Path, stage: str, messa
         pass
     try:
         audit.write("failed", session_id=job.session_id, input_sha256=sha, stage=stage, error=message,
-                    consent=consent)
+                    consent=to_json(consent))
     except OSError as e:
         log.error("session %s: cannot append to the audit log: %s", job.session_id, e.strerror or type(e).__name__)
     return SessionOutcome(job.session_id, "failed", stage=stage, error=message, seconds=time.perf_counter() - t0)

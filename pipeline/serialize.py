@@ -3,14 +3,20 @@ two thin read/write helpers at the bottom (atomic write: temp file + fsync + ren
 
 from __future__ import annotations
 
+import collections.abc
+import dataclasses
+import functools
 import json
 import os
 import tempfile
+import types
+import typing
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
-from pipeline.records import (PROVENANCE_FIELDS, SCHEMA_VERSION, Event, Provenance, Quality, QualityWarning, Segment,
-                              SessionRecord, Speaker, SpeakerQuality, Turn, TurnProsody, Word)
+from pipeline.records import (SCHEMA_VERSION, Event, EventDetails, HumanCoding, ImbalanceDetails, Metrics,
+                              OverlapDetails, PauseDetails, ProsodyDetails, Provenance, Quality, QualityWarning,
+                              Segment, SessionRecord, Speaker, SpeakerQuality, TaggerDetails, Turn, TurnProsody, Word)
 
 _EVENT_KEYS = ("type", "subtype", "start", "end", "speaker", "target_speaker", "turn_index", "confidence",
                "evidence")
@@ -18,6 +24,204 @@ _EVENT_KEYS = ("type", "subtype", "start", "end", "speaker", "target_speaker", "
 
 def _r(x: float) -> float:
     return round(float(x), 3)
+
+
+# ------------------------------------------------------------------------------- typed records <-> JSON
+# One serializer for the typed records inside session.json (provenance, metrics, event details and what they
+# hold): a record is a JSON object of its fields in declaration order (a field declared `absent_if_none` is
+# left out when None), a Mapping an object, a tuple a list, anything else as it is. Reading checks every
+# value against the field's type and converts nothing (an int stays an int), so that writing a record read
+# gives back the same bytes. The three open records (Provenance, Metrics, EventDetails) keep what they cannot
+# read in `other`, and the key order of a file from elsewhere in `key_order`.
+
+
+class RecordFormatError(ValueError):
+    """A value of session.json does not have the type its record field declares."""
+
+
+R = TypeVar("R")
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def to_json(x: Any) -> Any:
+    """A typed record (or a Mapping/tuple of them) as JSON-able values."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        if isinstance(x, EventDetails):
+            return details_to_dict(x)
+        if isinstance(x, (Provenance, Metrics)):
+            return _open_to_dict(x)
+        return {f.name: to_json(getattr(x, f.name)) for f in dataclasses.fields(x)
+                if not (getattr(x, f.name) is None and f.metadata.get("absent_if_none"))}
+    if isinstance(x, Mapping):
+        return {k: to_json(v) for k, v in x.items()}
+    if isinstance(x, tuple):
+        return [to_json(v) for v in x]
+    return x
+
+
+def _kind(v: Any) -> str:
+    return "null" if v is None else type(v).__name__
+
+
+def from_json(tp: Any, v: Any, where: str) -> Any:
+    """`v` read as type `tp` (a record class, `X | None`, Mapping[str, X], tuple[X, ...], str, int, float,
+    bool, Any). Raises RecordFormatError naming `where` (a key path, never a value)."""
+    if tp is Any:
+        return v
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if v is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        for a in options[:-1]:
+            try:
+                return from_json(a, v, where)
+            except RecordFormatError:
+                pass
+        return from_json(options[-1], v, where)
+    if tp is bool:
+        if isinstance(v, bool):
+            return v
+    elif tp is int:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return v
+    elif tp is float:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return v
+    elif tp is str:
+        if isinstance(v, str):
+            return v
+    elif origin in (collections.abc.Mapping, dict):
+        if isinstance(v, Mapping) and all(isinstance(k, str) for k in v):
+            return {k: from_json(args[1], x, f"{where}.{k}") for k, x in v.items()}
+    elif origin is tuple:
+        if isinstance(v, (list, tuple)):
+            return tuple(from_json(args[0], x, f"{where}[{i}]") for i, x in enumerate(v))
+    elif dataclasses.is_dataclass(tp):
+        if isinstance(v, Mapping):
+            return _record_from_json(tp, v, where)
+    else:
+        raise TypeError(f"{where}: no reader for {tp!r}")
+    raise RecordFormatError(f"{where}: expected {getattr(tp, '__name__', tp)}, found {_kind(v)}")
+
+
+def _record_from_json(cls: type[R], v: Mapping[str, Any], where: str) -> R:
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in v if k not in fields]
+    if unknown:
+        raise RecordFormatError(f"{where}: unexpected key {str(unknown[0])[:40]!r}")
+    missing = [n for n, f in fields.items() if n not in v and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise RecordFormatError(f"{where}: missing {missing[0]!r}")
+    return cls(**{k: from_json(hints[k], x, f"{where}.{k}") for k, x in v.items()})
+
+
+def _same(a: Any, b: Any) -> bool:
+    """The same JSON text, key order and number types included."""
+    try:
+        return json.dumps(a, ensure_ascii=False) == json.dumps(b, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return False
+
+
+def _read_exactly(tp: Any, v: Any, where: str) -> Any:
+    """`v` as `tp` when writing that gives back `v` exactly; else None (the caller keeps `v` as read)."""
+    try:
+        x = from_json(tp, v, where)
+    except (RecordFormatError, RecursionError):
+        return None
+    return x if x is not None and _same(to_json(x), v) else None
+
+
+def _in_order(d: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+    if not order:
+        return d
+    return {**{k: d[k] for k in order if k in d}, **{k: v for k, v in d.items() if k not in order}}
+
+
+_OPEN_SKIP = ("other", "key_order")
+
+
+def _open_to_dict(rec: Provenance | Metrics) -> dict[str, Any]:
+    """The fields that are set, in declaration order, then `other`; in `key_order` when it has one."""
+    d: dict[str, Any] = {}
+    for f in dataclasses.fields(rec):
+        v = getattr(rec, f.name)
+        if f.name not in _OPEN_SKIP and v is not None:
+            d[f.name] = to_json(v)
+    d.update(rec.other)
+    return _in_order(d, rec.key_order)
+
+
+def _open_from_dict(cls: type[R], d: Any, where: str) -> R:
+    """An open record from a JSON object (anything not an object reads as empty): each known key whose value
+    reads as its field's type and writes back unchanged; the rest in `other`."""
+    if not isinstance(d, Mapping):
+        return cls()
+    hints = _hints(cls)
+    known: dict[str, Any] = {}
+    other: dict[str, Any] = {}
+    for k, v in d.items():
+        x = _read_exactly(hints[k], v, f"{where}.{k}") if k in hints and k not in _OPEN_SKIP else None
+        if x is not None:
+            known[k] = x
+        else:
+            other[k] = v
+    rec = cls(**known, other=other)  # type: ignore[call-arg]
+    order = tuple(str(k) for k in d)
+    return dataclasses.replace(rec, key_order=order) if tuple(_open_to_dict(rec)) != order else rec  # type: ignore[type-var]
+
+
+# Which measure record an event's details hold, by event type.
+_MEASURE_DETAILS: dict[str, type] = {"interruption": OverlapDetails, "backchannel": OverlapDetails,
+                                     "overlap": OverlapDetails, "long_pause": PauseDetails,
+                                     "talk_time_imbalance": ImbalanceDetails, "rupture": TaggerDetails,
+                                     "repair": TaggerDetails}
+
+
+def details_to_dict(x: EventDetails) -> dict[str, Any]:
+    """The extra keys of an event: the measure's fields, prosody, prosody_evidence, `other`, the coding."""
+    d: dict[str, Any] = dict(to_json(x.measure)) if x.measure is not None else {}
+    if x.prosody is not None:
+        d["prosody"] = to_json(x.prosody)
+    if x.prosody_evidence is not None:
+        d["prosody_evidence"] = x.prosody_evidence
+    d.update(x.other)
+    if x.coding is not None:
+        d.update(to_json(x.coding))
+    return _in_order(d, x.key_order)
+
+
+def details_from_dict(event_type: str, d: Mapping[str, Any]) -> EventDetails:
+    """EventDetails from an event object's extra keys (`d` holds only those)."""
+    rest = dict(d)
+
+    def group(cls: type, where: str) -> Any:
+        names = [f.name for f in dataclasses.fields(cls)]
+        sub = {k: rest[k] for k in names if k in rest}
+        x = _read_exactly(cls, sub, where) if sub else None
+        if x is not None:
+            for k in sub:
+                del rest[k]
+        return x
+
+    measure_cls = _MEASURE_DETAILS.get(event_type)
+    measure = group(measure_cls, "event details") if measure_cls is not None else None
+    coding = group(HumanCoding, "event coding")
+    prosody = _read_exactly(ProsodyDetails, rest["prosody"], "event prosody") if "prosody" in rest else None
+    if prosody is not None:
+        del rest["prosody"]
+    evidence = rest.pop("prosody_evidence") if isinstance(rest.get("prosody_evidence"), str) else None
+    out = EventDetails(measure=measure, prosody=prosody, prosody_evidence=evidence, other=tuple(rest.items()),
+                       coding=coding)
+    order = tuple(d)
+    return dataclasses.replace(out, key_order=order) if tuple(details_to_dict(out)) != order else out
 
 
 # turns[].prosody keys (session.json), in this order; all TurnProsody fields but turn_index and speaker
@@ -85,13 +289,13 @@ def event_to_dict(e: Event) -> dict[str, Any]:
     if e.type == "rupture":
         d["resolved"] = bool(e.resolved)
         d["repair_turn_index"] = e.repair_turn_index
-    for k, v in e.details:
-        d[k] = v
+    d.update(details_to_dict(e.details))
     return d
 
 
 def event_from_dict(d: Mapping[str, Any]) -> Event:
-    details = tuple((k, v) for k, v in d.items() if k not in _EVENT_KEYS + ("resolved", "repair_turn_index"))
+    details = details_from_dict(str(d["type"]), {k: v for k, v in d.items()
+                                                 if k not in _EVENT_KEYS + ("resolved", "repair_turn_index")})
     return Event(
         type=d["type"], subtype=d.get("subtype"), start=float(d["start"]), end=float(d["end"]),
         speaker=d.get("speaker"), target_speaker=d.get("target_speaker"), turn_index=d.get("turn_index"),
@@ -125,7 +329,7 @@ def record_to_dict(rec: SessionRecord) -> dict[str, Any]:
             for w in rec.words
         ]
     d["events"] = [event_to_dict(e) for e in rec.events]
-    d["metrics"] = dict(rec.metrics)
+    d["metrics"] = metrics_to_dict(rec.metrics)
     if rec.quality is not None:
         d["quality"] = quality_to_dict(rec.quality)
     d["segments"] = [{"start": _r(s.start), "end": _r(s.end), "speaker": s.speaker} for s in rec.segments]
@@ -135,24 +339,24 @@ def record_to_dict(rec: SessionRecord) -> dict[str, Any]:
 
 
 def provenance_to_dict(p: Provenance) -> dict[str, Any]:
-    """The known fields that are set, in PROVENANCE_FIELDS order, then the keys this version does not know."""
-    d: dict[str, Any] = {}
-    for name in PROVENANCE_FIELDS:
-        v = getattr(p, name)
-        if v is not None:
-            d[name] = list(v) if isinstance(v, tuple) else v
-    d.update(p.other)
-    return d
+    """The fields that are set, in declaration order, then the keys this version does not know."""
+    return _open_to_dict(p)
 
 
 def provenance_from_dict(d: Any) -> Provenance:
-    """A Provenance from session.json's "provenance" (anything not a mapping reads as empty)."""
-    if not isinstance(d, Mapping):
-        return Provenance()
-    known = {name: d[name] for name in PROVENANCE_FIELDS if name in d}
-    if isinstance(known.get("outputs"), list):
-        known["outputs"] = tuple(known["outputs"])
-    return Provenance(**known, other={k: v for k, v in d.items() if k not in PROVENANCE_FIELDS})
+    """A Provenance from session.json's "provenance" (anything not a mapping reads as empty; a value that does
+    not read as its field's type is kept, as read, in `other`)."""
+    return _open_from_dict(Provenance, d, "provenance")
+
+
+def metrics_to_dict(m: Metrics) -> dict[str, Any]:
+    return _open_to_dict(m)
+
+
+def metrics_from_dict(d: Any) -> Metrics:
+    """Metrics from session.json's "metrics" (as `provenance_from_dict`: an older layout, such as the counts
+    at the top level, stays in `other` as read)."""
+    return _open_from_dict(Metrics, d, "metrics")
 
 
 def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:
@@ -180,7 +384,7 @@ def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:
             for w in words
         ),
         events=tuple(event_from_dict(e) for e in d.get("events", ())),
-        metrics=d.get("metrics", {}),
+        metrics=metrics_from_dict(d.get("metrics")),
         provenance=provenance_from_dict(d.get("provenance")),
         metadata=d.get("metadata", {}),
         segments=tuple(Segment(float(s["start"]), float(s["end"]), s["speaker"]) for s in d.get("segments", ())),
@@ -221,6 +425,12 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
 
 def write_session_json(rec: SessionRecord, path: Path) -> None:
     atomic_write_text(path, json.dumps(record_to_dict(rec), ensure_ascii=False, indent=1))
+
+
+def read_provenance(path: Path) -> Provenance:
+    """Only the provenance of a session.json (the runner's skip check, purge); raises OSError or ValueError."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return provenance_from_dict(data.get("provenance") if isinstance(data, Mapping) else None)
 
 
 def read_session_json(path: Path) -> SessionRecord:

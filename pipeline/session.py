@@ -32,8 +32,8 @@ from pipeline.levels import measure_levels, plan_gains, with_gains
 from pipeline.measures import measure_conversation, segments_from_turns, talk_time
 from pipeline.prosody import analyse_prosody, prosody_metrics, with_prosody_evidence
 from pipeline.quality import assess_quality
-from pipeline.records import (Audio, Diarization, Event, Levels, ModelInfo, Provenance, Segment, SessionRecord,
-                              Speaker, Turn, Word)
+from pipeline.records import (Audio, Diarization, Event, InputInfo, Levels, ModelInfo, Provenance, Segment,
+                              SessionRecord, Speaker, Transcript, Turn, Word)
 from pipeline.roles import assign_roles
 from pipeline.tagging import rupture_metrics, tag_turns
 from pipeline.tracks import AlignedTracks, TrackSet, load_tracks
@@ -102,11 +102,6 @@ class Processor(Protocol):
         ...
 
     def __call__(self, req: SessionRequest, hook: Hook = ..., created: str = "") -> SessionRecord: ...
-
-
-def model_provenance(infos: Mapping[str, ModelInfo]) -> dict[str, dict[str, str]]:
-    """{role: {name, version, sha256}} for provenance and the audit log."""
-    return {k: {"name": m.name, "version": m.version, "sha256": m.sha256} for k, m in infos.items()}
 
 
 def _tagger_infos(classifier: MarkerClassifier | None) -> dict[str, ModelInfo]:
@@ -207,13 +202,13 @@ class _Run:
     channel_diar: Diarization | None = None  # the exact channel path's diarization, when it applies
     diar: Diarization | None = None
     levels: Levels | None = None
-    transcript: Any = None
+    transcript: Transcript | None = None
     words: tuple[Word, ...] | None = None
     turns: tuple[Turn, ...] = ()  # without roles until the roles stage gives them theirs
-    assignment: Any = None
-    parsed: Any = None  # `rupture tag`: the transcript read
+    assignment: RoleAssignment | None = None
+    parsed: ParsedTranscript | None = None  # `rupture tag`: the transcript read
     conversation: Conversation | None = None
-    measures: Any = None
+    measures: Measures | None = None
     tagged: tuple[Event, ...] = ()
     record: SessionRecord | None = None
 
@@ -326,11 +321,10 @@ def _assign_roles(r: _Run) -> RoleAssignment:
 def _audio_conversation(r: _Run) -> Conversation:
     audio, diar, a = r.audio, r.diar, r.assignment
     provenance = Provenance(
-        models=model_provenance(r.proc.model_infos), config=to_dict(r.cfg), package_version=__version__,
-        created=r.created,
-        input=r.aligned.provenance if r.aligned else {"path_name": r.req.audio_path.name, "sha256": audio.sha256,
-                                                      "sample_rate": audio.source_sample_rate,
-                                                      "channels": audio.source_channels},
+        models=dict(r.proc.model_infos), config=to_dict(r.cfg), package_version=__version__, created=r.created,
+        input=r.aligned.provenance if r.aligned else InputInfo(path_name=r.req.audio_path.name, sha256=audio.sha256,
+                                                               sample_rate=audio.source_sample_rate,
+                                                               channels=audio.source_channels),
         diarization_method=diar.method, asr_language=r.transcript.language)
     role_source = "channel" if r.channel_path and a.source == "manifest" else a.source
     return Conversation(audio.duration_s, r.turns, r.words, diar.overlapping, diar.speakers, a.roles,
@@ -355,10 +349,9 @@ def _transcript_conversation(r: _Run) -> Conversation:
         a = assign_roles(parsed.turns, speakers, cfg.roles, therapist_hint=hint)
         roles, conf, source = dict(a.roles), dict(a.confidence), a.source
     provenance = Provenance(
-        models=model_provenance(r.proc.model_infos), config=to_dict(cfg), package_version=__version__,
-        created=r.created,
-        input={"path_name": r.req.audio_path.name, "sha256": r.req.input_sha256 or sha256_file(r.req.audio_path),
-               "kind": "transcript"},
+        models=dict(r.proc.model_infos), config=to_dict(cfg), package_version=__version__, created=r.created,
+        input=InputInfo(path_name=r.req.audio_path.name,
+                        sha256=r.req.input_sha256 or sha256_file(r.req.audio_path), kind="transcript"),
         diarization_method="transcript")
     return Conversation(parsed.duration_s, with_roles(parsed.turns, roles), None, segments_from_turns(parsed.turns),
                         speakers, roles, conf, source, provenance)
@@ -385,10 +378,11 @@ def _tagging_on(r: _Run) -> bool:
 def _record(r: _Run) -> SessionRecord:
     c = r.conversation
     events: tuple[Event, ...] = r.measures.events
-    metrics: dict[str, Any] = dict(r.measures.metrics)
+    metrics = r.measures.metrics
     if _tagging_on(r):
         events = tuple(sorted(events + r.tagged, key=lambda e: (e.start, e.type)))
-        metrics["alliance"] = rupture_metrics(r.tagged)  # rupture/repair counts, resolved/unresolved
+        # rupture/repair counts, resolved/unresolved
+        metrics = dataclasses.replace(metrics, alliance=rupture_metrics(r.tagged))
     tt = talk_time(c.segments)
     spk_records = tuple(
         Speaker(id=s, role=c.roles.get(s, "unknown"), talk_time_s=float(tt.get(s, 0.0)),
@@ -411,7 +405,8 @@ def add_prosody(rec: SessionRecord, audio: Audio, diar: Diarization, channel_pat
         own_track, others = diar.exclusive, diar.overlapping
     signals = _speaker_signals(audio, diar, channel_path)
     res = analyse_prosody(signals, audio.sample_rate, rec.turns, rec.words or (), own_track, others, cfg.prosody)
-    return dataclasses.replace(rec, prosody=res.turns, metrics={**rec.metrics, "prosody": prosody_metrics(res, cfg.prosody)},
+    return dataclasses.replace(rec, prosody=res.turns,
+                               metrics=dataclasses.replace(rec.metrics, prosody=prosody_metrics(res, cfg.prosody)),
                                events=with_prosody_evidence(rec.events, res.turns, rec.turns))
 
 

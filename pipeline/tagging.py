@@ -37,10 +37,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import median
-from typing import Any, Sequence
+from typing import Sequence
 
 from pipeline.config import TaggingConfig
-from pipeline.records import Event, MarkerPrediction, Turn, TurnFeatures, family_of
+from pipeline.records import (AllianceMetrics, Event, EventDetails, MarkerPrediction, Moment, TaggerDetails, Turn,
+                              TurnFeatures, family_of)
 
 @dataclass(frozen=True)
 class Decision:
@@ -238,9 +239,8 @@ def tag_turns(turns: Sequence[Turn], features: Sequence[TurnFeatures], predictio
         t = turns[i]
         evidence = "; ".join([f'"{trim(t.text, cfg.evidence_chars)}"', *d.cues]
                              + ([f"role unknown: tagged as {d.family}"] if t.role not in ("client", "therapist") else []))
-        details: tuple[tuple[str, Any], ...] = (("p_model", round(d.p_model, 4)), ("cue_boost", round(d.cue_boost, 3)),
-                                                ("family", d.family),
-                                                ("p_subtype", round(pred_by[t.index].prob(d.subtype), 4)))
+        details = EventDetails(TaggerDetails(p_model=round(d.p_model, 4), cue_boost=round(d.cue_boost, 3),
+                                             family=d.family, p_subtype=round(pred_by[t.index].prob(d.subtype), 4)))
         if d.family == "repair":
             events.append(Event(type="repair", subtype=d.subtype, start=t.start, end=t.end, speaker=t.speaker,
                                 target_speaker=_other_speaker(turns, i), turn_index=t.index,
@@ -256,7 +256,7 @@ def tag_turns(turns: Sequence[Turn], features: Sequence[TurnFeatures], predictio
     return tuple(events)
 
 
-def rupture_metrics(events: Sequence[Event], moments: int = 5) -> dict[str, Any]:
+def rupture_metrics(events: Sequence[Event], moments: int = 5) -> AllianceMetrics:
     """Session summary: ruptures by family and subtype, resolved/unresolved and the share resolved,
     repairs, and the `moments` most likely ruptures to review first (with their repairs)."""
     ruptures = [e for e in events if e.type == "rupture"]
@@ -269,18 +269,18 @@ def rupture_metrics(events: Sequence[Event], moments: int = 5) -> dict[str, Any]
         rep_sub[e.subtype or "unknown"] = rep_sub.get(e.subtype or "unknown", 0) + 1
     resolved = sum(1 for e in ruptures if e.resolved)
     ranked = sorted(ruptures, key=lambda e: (-e.confidence, e.start))[:moments]
-    return {
-        "ruptures": len(ruptures),
-        "withdrawal": sum(1 for e in ruptures if (e.subtype or "").startswith("withdrawal")),
-        "confrontation": sum(1 for e in ruptures if (e.subtype or "").startswith("confrontation")),
-        "ruptures_by_subtype": dict(sorted(by_sub.items())),
-        "resolved": resolved,
-        "unresolved": len(ruptures) - resolved,
-        "share_resolved": round(resolved / len(ruptures), 4) if ruptures else None,
-        "repairs": len(repairs),
-        "repairs_by_subtype": dict(sorted(rep_sub.items())),
+    return AllianceMetrics(
+        ruptures=len(ruptures),
+        withdrawal=sum(1 for e in ruptures if (e.subtype or "").startswith("withdrawal")),
+        confrontation=sum(1 for e in ruptures if (e.subtype or "").startswith("confrontation")),
+        ruptures_by_subtype=dict(sorted(by_sub.items())),
+        resolved=resolved,
+        unresolved=len(ruptures) - resolved,
+        share_resolved=round(resolved / len(ruptures), 4) if ruptures else None,
+        repairs=len(repairs),
+        repairs_by_subtype=dict(sorted(rep_sub.items())),
         # the few most likely ruptures, most likely first, each with the repair that followed it
-        "moments": [{"turn_index": e.turn_index, "start": e.start, "subtype": e.subtype,
-                     "confidence": round(e.confidence, 4), "resolved": e.resolved,
-                     "repair_turn_index": e.repair_turn_index} for e in ranked],
-    }
+        moments=tuple(Moment(turn_index=e.turn_index, start=e.start, subtype=e.subtype,
+                             confidence=round(e.confidence, 4), resolved=e.resolved,
+                             repair_turn_index=e.repair_turn_index) for e in ranked),
+    )

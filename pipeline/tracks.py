@@ -39,13 +39,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from pipeline.config import AudioConfig
 from pipeline.errors import AudioError
-from pipeline.records import Audio
+from pipeline.records import Audio, FileInput, InputInfo, TrackInput
 
 # The per-speaker path (pipeline.channels) handles two channels: one therapist, one client.
 MAX_TRACKS = 2
@@ -94,7 +94,7 @@ class OffsetEstimate:
 class AlignedTracks:
     audio: Audio  # one channel per track, on the session timeline
     offsets: tuple[OffsetEstimate, ...]  # per track, on the session timeline (after the shift)
-    provenance: dict[str, Any]  # for session.json provenance.input
+    provenance: InputInfo  # session.json provenance.input
 
 
 # ------------------------------------------------------------------------------------ pure: alignment
@@ -316,14 +316,12 @@ def load_tracks(trackset: TrackSet, cfg: AudioConfig, sha256: str | None = None)
     audio = Audio(samples=samples, sample_rate=cfg.sample_rate,
                   source_sample_rate=min(a.source_sample_rate for a in loaded), source_channels=len(loaded),
                   sha256=digest)
-    prov: dict[str, Any] = {
-        "path_name": trackset.tracks[0].name, "sha256": digest, "sample_rate": audio.source_sample_rate,
-        "channels": len(loaded),
-        "tracks": [{"path_name": p.name, "sha256": a.sha256, "channel": f"ch{i}", "offset_s": o.offset_s,
-                    "offset_source": o.source, "offset_peak_ratio": o.peak_ratio, "sample_rate": a.source_sample_rate,
-                    "channels": a.source_channels}
-                   for i, (p, a, o) in enumerate(zip(trackset.tracks, loaded, offsets))],
-    }
-    if mix is not None and trackset.mix is not None:
-        prov["mix"] = {"path_name": trackset.mix.name, "sha256": mix.sha256}
+    prov = InputInfo(
+        path_name=trackset.tracks[0].name, sha256=digest, sample_rate=audio.source_sample_rate, channels=len(loaded),
+        tracks=tuple(TrackInput(path_name=p.name, sha256=a.sha256, channel=f"ch{i}", offset_s=o.offset_s,
+                                offset_source=o.source, offset_peak_ratio=o.peak_ratio,
+                                sample_rate=a.source_sample_rate, channels=a.source_channels)
+                     for i, (p, a, o) in enumerate(zip(trackset.tracks, loaded, offsets))),
+        mix=FileInput(path_name=trackset.mix.name, sha256=mix.sha256)
+        if mix is not None and trackset.mix is not None else None)
     return AlignedTracks(audio=audio, offsets=offsets, provenance=prov)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from pipeline.records import (  # noqa: E402
     INTERRUPTION_SUBTYPES,
+    Metrics,
+    ModelInfo,
     Provenance,
     REPAIR_SUBTYPES,
     RUPTURE_SUBTYPES,
@@ -77,8 +79,8 @@ def synthetic_session(minutes: float = 60.0, seed: int = 0) -> SessionRecord:
         speakers=(Speaker(speakers[0], "therapist", talk[speakers[0]], 0.9, "inferred"),
                   Speaker(speakers[1], "client", talk[speakers[1]], 0.9, "inferred")),
         turns=tuple(turns), words=tuple(words), events=tuple(sorted(events, key=lambda e: e.start)),
-        metrics={"talk_time_share": {s: v / sum(talk.values()) for s, v in talk.items()}},
-        provenance=Provenance(models={"asr": {"name": "whisper-base", "version": "x", "sha256": "0" * 64}},
+        metrics=Metrics(other={"talk_time_share": {s: v / sum(talk.values()) for s, v in talk.items()}}),
+        provenance=Provenance(models={"asr": ModelInfo(name="whisper-base", version="x", sha256="0" * 64)},
                               created="2026-01-01T00:00:00+00:00"),
         segments=tuple(segments))
 

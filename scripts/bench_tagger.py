@@ -81,7 +81,7 @@ def main() -> None:
     print(f"turns {len(turns)}, threads {args.threads}, parallel batches {args.parallel_batches}, batch {args.batch_size}")
     print(f"load {t_load:.1f} s; classify {t_pred:.1f} s; tag {t_tag * 1000:.0f} ms; "
           f"=> {len(turns) / total * 60:.0f} turns/minute (model loaded)")
-    print(f"events: {m['ruptures']} ruptures ({m['resolved']} resolved), {m['repairs']} repairs")
+    print(f"events: {m.ruptures} ruptures ({m.resolved} resolved), {m.repairs} repairs")
     if args.cli:
         with tempfile.TemporaryDirectory() as tmp:
             p = Path(tmp) / "bench1000.csv"

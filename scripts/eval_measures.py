@@ -220,7 +220,7 @@ def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def run_oracle(truth: Mapping[str, Any], cfg: MeasuresConfig, tol: float) -> dict[str, Any]:
     turns, words, segs, roles = oracle_inputs(truth)
     m = measure_conversation(turns, words, segs, roles, float(truth["duration_s"]), cfg)
-    return score_session(truth, m.events, m.metrics.get("therapist_share"), segs, tol)
+    return score_session(truth, m.events, m.metrics.therapist_share, segs, tol)
 
 
 def run_output(truth: Mapping[str, Any], session_json: Path, tol: float,
@@ -231,8 +231,8 @@ def run_output(truth: Mapping[str, Any], session_json: Path, tol: float,
         m = measure_conversation(rec.turns, rec.words or (), rec.segments, roles, rec.duration_s, recompute,
                                  asr_words=bool(rec.words))
         segs = rec.segments or tuple(Segment(t.start, t.end, t.speaker) for t in rec.turns)
-        return score_session(truth, m.events, m.metrics.get("therapist_share"), segs, tol)
-    share = rec.metrics.get("therapist_share") if isinstance(rec.metrics, Mapping) else None
+        return score_session(truth, m.events, m.metrics.therapist_share, segs, tol)
+    share = rec.metrics.therapist_share
     if share is None:  # fall back on speaker talk times and roles
         tot = sum(s.talk_time_s for s in rec.speakers)
         th = sum(s.talk_time_s for s in rec.speakers if s.role == "therapist")

@@ -55,7 +55,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 
-from pipeline.records import REPAIR_SUBTYPES, RUPTURE_SUBTYPES, Event  # noqa: E402
+from pipeline.records import REPAIR_SUBTYPES, RUPTURE_SUBTYPES, Event, EventDetails  # noqa: E402
 from pipeline.serialize import atomic_write_text, event_to_dict  # noqa: E402
 
 SAMPLE_RATE = 16000
@@ -396,27 +396,27 @@ def build_events(
                 events.append(Event(
                     "interruption", "unsuccessful", _r(b.start), _r(a.end), b.speaker, a.speaker, b.index, 1.0,
                     f"{a.speaker} talked on for {remaining:.2f} s",
-                    details=(("interrupted_index", a.index), ("overlap_s", _r(e - s))),
+                    details=EventDetails(other=(("interrupted_index", a.index), ("overlap_s", _r(e - s)))),
                 ))
             elif a.cut:
                 kind = "interruption"
                 events.append(Event(
                     "interruption", "successful", _r(b.start), _r(a.end), b.speaker, a.speaker, b.index, 1.0,
                     f"{a.speaker} stopped {remaining:.2f} s after {b.speaker} came in",
-                    details=(("interrupted_index", a.index), ("overlap_s", _r(e - s))),
+                    details=EventDetails(other=(("interrupted_index", a.index), ("overlap_s", _r(e - s)))),
                 ))
             else:
                 kind = "terminal"
         else:
             kind = "terminal"
         events.append(Event("overlap", kind, _r(s), _r(e), b.speaker, a.speaker, b.index, 1.0,
-                            f"{e - s:.2f} s of simultaneous speech", details=(("kind", kind),)))
+                            f"{e - s:.2f} s of simultaneous speech", details=EventDetails(other=(("kind", kind),))))
 
     for u in utts:
         if u.index in bcs:
             host = max((v for v in utts if v.speaker != u.speaker and v.start < u.start), key=lambda v: v.end)
             events.append(Event("backchannel", None, _r(u.start), _r(u.end), u.speaker, host.speaker, u.index, 1.0,
-                                u.text, details=(("host_index", host.index),)))
+                                u.text, details=EventDetails(other=(("host_index", host.index),))))
 
     speech = _union((u.start, u.end) for u in utts)
     for (s0, e0), (s1, e1) in zip(speech, speech[1:]):
@@ -427,8 +427,8 @@ def build_events(
             events.append(Event(
                 "long_pause", "switch" if before.speaker != after.speaker else "within_speaker", _r(e0), _r(s1),
                 before.speaker, after.speaker, after.index, 1.0, f"{gap:.2f} s of silence",
-                details=(("duration_s", _r(gap)), ("speaker_before", before.speaker),
-                         ("speaker_after", after.speaker), ("before_index", before.index)),
+                details=EventDetails(other=(("duration_s", _r(gap)), ("speaker_before", before.speaker),
+                                            ("speaker_after", after.speaker), ("before_index", before.index))),
             ))
 
     by_role: dict[str, float] = {}
@@ -442,7 +442,8 @@ def build_events(
             events.append(Event(
                 "talk_time_imbalance", "therapist_dominates" if share >= imbalance_share else "client_dominates",
                 _r(utts[0].start if utts else 0.0), _r(max(u.end for u in utts)), therapists[0], None, None, 1.0,
-                f"therapist share of talk time {share:.2f}", details=(("therapist_share", _r(share)),),
+                f"therapist share of talk time {share:.2f}",
+                details=EventDetails(other=(("therapist_share", _r(share)),)),
             ))
 
     main = [u for u in utts if u.index not in bcs]

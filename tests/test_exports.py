@@ -41,8 +41,8 @@ from pipeline.exports import (
 )
 from pipeline.exports._formats import eaf_text, transcript_text, vtt_text
 from pipeline.exports._html import render_report
-from pipeline.records import Event, Provenance, SessionRecord, Speaker, Turn
-from pipeline.serialize import read_session_json, write_session_json
+from pipeline.records import Event, Metrics, ModelInfo, Provenance, SessionRecord, Speaker, Turn
+from pipeline.serialize import metrics_from_dict, provenance_from_dict, read_session_json, write_session_json
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -317,13 +317,14 @@ def test_report_content(small: SessionRecord) -> None:
 
 def test_report_survives_sparse_records() -> None:
     rec = SessionRecord(session_id="empty", duration_s=0.0, speakers=(), turns=(), words=None, events=(),
-                        metrics={}, provenance=Provenance())
+                        metrics=Metrics(), provenance=Provenance())
     page = render_report(rec, None)
     assert "No flagged moments." in page and "No transcript." in page and "Models: not recorded" in page
     odd = SessionRecord(session_id="odd", duration_s=10.0, speakers=(Speaker("A", "unknown", 2.0, 0.5, "inferred"),),
                         turns=(Turn(0, "A", "unknown", 1.0, 3.0, "hello", 1),), words=None,
                         events=(Event("talk_time_imbalance", None, 0, 10, None, None, None, 0.5, ""),),
-                        metrics={"nested": {"deep": [1, 2, 3], "x": None}}, provenance=Provenance(models=["a", "b"]))
+                        metrics=Metrics(other={"nested": {"deep": [1, 2, 3], "x": None}}),
+                        provenance=provenance_from_dict({"models": ["a", "b"]}))
     page = render_report(odd, None)
     assert "Therapist talk share</dt><dd>n/a</dd>" in page and "nested.deep" in page
 
@@ -339,7 +340,7 @@ def test_any_text_is_escaped_everywhere(texts: list[str], sid: str) -> None:
     rec = SessionRecord(session_id=sid, duration_s=len(texts) * 2.0 + 1, words=None,
                         speakers=(Speaker("S0", "therapist", 1.0, 1, "x"), Speaker("S1", "client", 1.0, 1, "x")),
                         turns=turns, events=(Event("rupture", "withdrawal.denial", 0.0, 1.5, "S1", "S0", 0, 0.7,
-                                                   texts[0], resolved=False),), metrics={}, provenance=Provenance())
+                                                   texts[0], resolved=False),), metrics=Metrics(), provenance=Provenance())
     page = render_report(rec, None)
     assert page.count("</script") == 2 and page.count("<script") == 2
     assert len(re.findall(r"<li class=\"turn", page)) == len(texts)
@@ -433,11 +434,10 @@ def test_import_eaf_unchanged_round_trip(small: SessionRecord, tmp_path: Path) -
                     e.repair_turn_index) for e in back.events)
     assert before == after
     for e in back.events:
-        d = dict(e.details)
         if e.type in coded:
-            assert d["coder"] == "human" and d["human_action"] == "confirmed"
+            assert e.details.human_coded and e.details.coding.human_action == "confirmed"
         else:
-            assert "coder" not in d
+            assert e.details.coding is None
     assert back.turns == small.turns and back.metrics == small.metrics
 
 
@@ -464,11 +464,11 @@ def test_import_eaf_corrections_flow_into_corpus(small: SessionRecord, tmp_path:
     assert len(rup) == 4
     assert not any(e.subtype == "withdrawal.self_criticism_hopelessness" for e in rup)
     relabelled = next(e for e in rup if e.subtype == "confrontation.defends_self")
-    d = dict(relabelled.details)
-    assert d["human_action"] == "relabelled" and d["model_subtype"] == "confrontation.complaint_about_therapist"
+    coding = relabelled.details.coding
+    assert coding.human_action == "relabelled" and coding.model_subtype == "confrontation.complaint_about_therapist"
     assert relabelled.resolved is True and relabelled.repair_turn_index == last.index
     added = next(e for e in back.events if e.subtype == "validates_defensive_posture")
-    assert dict(added.details)["human_action"] == "added"
+    assert added.details.coding.human_action == "added"
     assert added.speaker == "SPEAKER_00" and added.target_speaker == "SPEAKER_01" and added.turn_index == last.index
     assert added.confidence == 1.0
     # non-coded events are kept as they were
@@ -534,23 +534,31 @@ def test_therapist_share_prefers_the_measures_value(small: SessionRecord) -> Non
 
     assert therapist_talk_share(small) == pytest.approx(
         small.speakers[0].talk_time_s / sum(s.talk_time_s for s in small.speakers))
-    with_metric = dataclasses.replace(small, metrics={**small.metrics, "therapist_share": 0.42})
+    with_metric = dataclasses.replace(small, metrics=dataclasses.replace(small.metrics, therapist_share=0.42))
     assert therapist_talk_share(with_metric) == 0.42
     assert "Therapist talk share</dt><dd>42%</dd>" in render_report(with_metric, None)
-    odd = dataclasses.replace(small, metrics={"therapist_share": "high"})
+    odd = dataclasses.replace(small, metrics=metrics_from_dict({"therapist_share": "high"}))
+    assert odd.metrics.therapist_share is None and odd.metrics.other == {"therapist_share": "high"}
     assert therapist_talk_share(odd) == therapist_talk_share(small)
 
 
 def test_provenance_round_trip_keeps_order_and_unknown_keys() -> None:
-    """session.json "provenance" <-> Provenance: known keys in the contract's order, absent ones not written,
-    keys this version does not know kept after them; a non-mapping reads as empty."""
+    """session.json "provenance" <-> Provenance: typed fields, absent ones not written; keys this version does
+    not know, and known ones whose value does not read as their type, kept as read in `other`; a file from
+    elsewhere written back unchanged, key order included; a non-mapping reads as empty."""
     from pipeline.serialize import provenance_from_dict, provenance_to_dict
 
     raw = {"created": "2026-01-01T00:00:00+00:00", "models": {"asr": {"name": "w", "version": "1"}},
            "from_a_newer_writer": {"x": 1}, "outputs": ["report.html"], "input": {"sha256": "ab" * 32}}
     prov = provenance_from_dict(raw)
     assert prov.outputs == ("report.html",) and prov.input_sha256 == "ab" * 32 and prov.config_digest is None
+    assert prov.models is None and prov.other == {"models": raw["models"], "from_a_newer_writer": {"x": 1}}
     out = provenance_to_dict(prov)
-    assert list(out) == ["models", "created", "input", "outputs", "from_a_newer_writer"] and out == raw
+    assert list(out) == list(raw) and json.dumps(out) == json.dumps(raw)
+    made = Provenance(models={"asr": ModelInfo("w", "1", "0" * 64)}, created="2026-01-01T00:00:00+00:00",
+                      outputs=("report.html",), other={"from_a_newer_writer": {"x": 1}})
+    assert list(provenance_to_dict(made)) == ["models", "created", "outputs", "from_a_newer_writer"]
+    assert provenance_from_dict(provenance_to_dict(made)) == made
     assert provenance_from_dict(["not", "a", "mapping"]) == Provenance() and provenance_to_dict(Provenance()) == {}
-    assert Provenance(input={"sha256": 5}).input_sha256 is None
+    bad = provenance_from_dict({"input": {"sha256": 5}, "outputs": "report.html", "stage_seconds": {"asr": "1"}})
+    assert bad.input_sha256 is None and bad.outputs is None and bad.stage_seconds is None and len(bad.other) == 3

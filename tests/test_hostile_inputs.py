@@ -292,10 +292,10 @@ def test_every_hostile_input_ends_cleanly(ran):
     if "readonly" in EXPECT:
         assert "Read-only" in msg["readonly"], msg["readonly"]
     # odd formats that are real speech give real results
-    assert read_session_json(out / "surround" / "session.json").provenance.input["channels"] == 6
+    assert read_session_json(out / "surround" / "session.json").provenance.input.channels == 6
     if "telephone" in EXPECT:
         tel = read_session_json(out / "telephone" / "session.json")
-        assert tel.provenance.input["sample_rate"] == 8000 and len(tel.words or ()) >= 5
+        assert tel.provenance.input.sample_rate == 8000 and len(tel.words or ()) >= 5
     n_fuzz = sum(s.startswith("fuzz") for s in EXPECT)
     print(f"hostile inputs: {tried} sessions ({tried - n_fuzz} catalogue + {n_fuzz} fuzz, seed {FUZZ_SEED}); "
           f"{sum(v == 'ok' for v in outcomes.values())} ok, {sum(v != 'ok' for v in outcomes.values())} "

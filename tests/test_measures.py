@@ -17,7 +17,7 @@ from pipeline.config import MeasuresConfig, config_from_dict
 from pipeline.measures import (Measures, is_backchannel_text, is_question_or_invitation, measure_conversation,
                                minimal_response_evidence, segments_from_turns, speech_time, talk_time)
 from pipeline.records import Event, Provenance, Segment, Turn, Word
-from pipeline.serialize import event_to_dict
+from pipeline.serialize import event_to_dict, metrics_to_dict
 from pipeline.turns import build_turns
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,17 +64,17 @@ def test_talk_time_excludes_silence_and_merges_own_overlaps():
 def test_session_talk_time_shares_and_overlap_starter():
     # T 0-10, C comes in at 8 (overlap 2 s started by C), C to 14; 6 s of silence
     m = run([("T", 0, 10, "one " * 10 + "end."), ("C", 8, 14, "two " * 8 + "end.")], 20.0)
-    tt = m.metrics["talk_time"]["session"]
-    assert tt["speech_s"] == pytest.approx(14.0)
-    assert tt["silence_s"] == pytest.approx(6.0)
-    assert tt["overlap_s"] == pytest.approx(2.0)
-    assert tt["per_speaker"]["T"]["talk_s"] == pytest.approx(10.0)
-    assert tt["per_speaker"]["C"]["talk_s"] == pytest.approx(6.0)
-    assert tt["per_speaker"]["C"]["overlap_started_s"] == pytest.approx(2.0)
-    assert tt["per_speaker"]["T"]["overlap_started_s"] == pytest.approx(0.0)
-    assert tt["per_speaker"]["T"]["solo_s"] == pytest.approx(8.0)
-    assert m.metrics["therapist_share"] == pytest.approx(10 / 16, abs=1e-4)
-    assert tt["per_role"]["client"]["share"] + tt["per_role"]["therapist"]["share"] == pytest.approx(1.0, abs=1e-3)
+    tt = m.metrics.talk_time.session
+    assert tt.speech_s == pytest.approx(14.0)
+    assert tt.silence_s == pytest.approx(6.0)
+    assert tt.overlap_s == pytest.approx(2.0)
+    assert tt.per_speaker["T"].talk_s == pytest.approx(10.0)
+    assert tt.per_speaker["C"].talk_s == pytest.approx(6.0)
+    assert tt.per_speaker["C"].overlap_started_s == pytest.approx(2.0)
+    assert tt.per_speaker["T"].overlap_started_s == pytest.approx(0.0)
+    assert tt.per_speaker["T"].solo_s == pytest.approx(8.0)
+    assert m.metrics.therapist_share == pytest.approx(10 / 16, abs=1e-4)
+    assert tt.per_role["client"].share + tt.per_role["therapist"].share == pytest.approx(1.0, abs=1e-3)
 
 
 def test_talk_time_imbalance_per_window():
@@ -87,15 +87,15 @@ def test_talk_time_imbalance_per_window():
     imb = of_type(m, "talk_time_imbalance")
     assert [(e.start, e.end, e.subtype) for e in imb] == [(0.0, 100.0, "therapist_dominates"),
                                                           (200.0, 300.0, "client_dominates")]
-    assert dict(imb[0].details)["therapist_share"] == pytest.approx(0.9)
+    assert imb[0].details.measure.therapist_share == pytest.approx(0.9)
     assert "90%" in imb[0].evidence
-    assert m.metrics["talk_time"]["windows"][1]["therapist_share"] == pytest.approx(0.5, abs=1e-3)
+    assert m.metrics.talk_time.windows[1].therapist_share == pytest.approx(0.5, abs=1e-3)
     turns, _, _ = session(utts)
     assert turns[imb[0].turn_index].speaker == "T" and imb[0].speaker == "T"
     assert imb[1].speaker == "C" and turns[imb[1].turn_index].speaker == "C"
     # a sliding step gives overlapping windows
     m2 = run(utts, 300.0, replace(cfg, window_step_s=50.0))
-    assert [w["start"] for w in m2.metrics["talk_time"]["windows"]] == [0.0, 50.0, 100.0, 150.0, 200.0]
+    assert [w.start for w in m2.metrics.talk_time.windows] == [0.0, 50.0, 100.0, 150.0, 200.0]
 
 
 # ------------------------------------------------------------------------- overlaps and interruptions
@@ -107,7 +107,7 @@ def test_backchannel_inside_other_turn_is_not_an_interruption():
     assert of_type(m, "interruption") == []
     (bc,) = of_type(m, "backchannel")
     assert (bc.speaker, bc.target_speaker, bc.start, bc.end) == ("C", "T", 2.0, 2.5)
-    assert dict(bc.details)["in_overlap"] is True
+    assert bc.details.measure.in_overlap is True
 
 
 def test_backchannel_lexicon_multiword_and_smeared_length():
@@ -128,12 +128,12 @@ def test_unsuccessful_interruption_holder_keeps_talking():
     (it,) = of_type(m, "interruption")
     assert (it.subtype, it.speaker, it.target_speaker, it.start) == ("unsuccessful", "C", "T", 3.0)
     assert it.end == pytest.approx(5.0)
-    assert dict(it.details)["direction"] == "client->therapist"
+    assert it.details.direction == "client->therapist"
     assert "kept talking" in it.evidence
     turns, _, _ = session([("T", 0, 8, "x"), ("C", 3.0, 5.0, "y")])
     f = {x.turn_index: x for x in m.features}
     assert f[it.turn_index].interrupts_previous
-    assert f[dict(it.details)["target_turn_index"]].was_interrupted
+    assert f[it.details.target_turn_index].was_interrupted
 
 
 def test_successful_interruption_cut_off_holder_yields():
@@ -182,8 +182,8 @@ def test_text_only_mode_has_no_overlap_events_but_latencies():
     assert f[1].follows_question and f[1].minimal_response
     assert not f[2].minimal_response
     assert minimal_response_evidence(f[1]) == "1 word(s) after a question/invitation; latency 2.5 s"
-    assert m.metrics["pauses"]["response_latency_s"]["therapist->client"]["mean"] == 2.5
-    assert m.metrics["minimal_responses"]["by_role"] == {"client": 1}
+    assert m.metrics.pauses.response_latency_s["therapist->client"].mean == 2.5
+    assert m.metrics.minimal_responses.by_role == {"client": 1}
 
 
 def test_long_pause_from_words_within_speaker_and_missed_speech_guard():
@@ -194,7 +194,7 @@ def test_long_pause_from_words_within_speaker_and_missed_speech_guard():
     m = measure_conversation(turns, words, segs, ROLES, 10.0, CFG)
     (lp,) = of_type(m, "long_pause")
     assert (lp.subtype, lp.speaker, lp.start, lp.end) == ("within_speaker", "T", 3.0, 6.5)
-    assert m.metrics["pauses"]["within_turn_pause_share"]["T"] == pytest.approx(3.5 / 9.0, abs=1e-3)
+    assert m.metrics.pauses.within_turn_pause_share["T"] == pytest.approx(3.5 / 9.0, abs=1e-3)
     # the same word gap, but diarization hears speech there (ASR missed it): not a pause
     m2 = measure_conversation(turns, words, (Segment(0, 9, "T"),), ROLES, 10.0, CFG)
     assert of_type(m2, "long_pause") == []
@@ -229,16 +229,16 @@ def test_session_metrics_counts_rates_turn_stats():
             ("C", 10.5, 20, "I did not really fill it in because it felt pointless to me honestly."),
             ("T", 12.0, 14.0, "but we agreed that you would")]
     m = run(utts, 30.0)
-    c = m.metrics["event_counts"]
+    c = m.metrics.event_counts
     assert c["backchannel"] == 1 and c["interruption"] == 1
     assert c["interruption.unsuccessful.therapist->client"] == 1
-    assert m.metrics["event_rates_per_hour"]["interruption"] == pytest.approx(120.0)
-    t = m.metrics["turns"]
-    assert t["count"] == len(m.features)
+    assert m.metrics.event_rates_per_hour["interruption"] == pytest.approx(120.0)
+    t = m.metrics.turns
+    assert t.count == len(m.features)
     # the backchannel turn does not break T's monologue: 0-10 s
-    assert t["longest_monologue_s"]["T"] == pytest.approx(10.0)
-    assert t["per_minute"] == pytest.approx(t["count"] / 0.5)
-    json.dumps(m.metrics)  # JSON-able
+    assert t.longest_monologue_s["T"] == pytest.approx(10.0)
+    assert t.per_minute == pytest.approx(t.count / 0.5)
+    json.dumps(metrics_to_dict(m.metrics))  # JSON-able
     for e in m.events:
         json.dumps(event_to_dict(e))
 
@@ -337,18 +337,18 @@ def scripts(draw):
 def _check_invariants(truth, m: Measures, turns, segs) -> None:
     dur = float(truth["duration_s"])
     speech = speech_time(segs)
-    tt = m.metrics["talk_time"]["session"]
+    tt = m.metrics.talk_time.session
     assert speech <= dur + 1e-6
-    for spk, d in tt["per_speaker"].items():
-        assert d["talk_s"] <= speech + 1e-3  # talk time never exceeds speech time
-        assert d["solo_s"] <= d["talk_s"] + 1e-3
-    shares = [d["share"] for d in tt["per_speaker"].values()]
+    for spk, d in tt.per_speaker.items():
+        assert d.talk_s <= speech + 1e-3  # talk time never exceeds speech time
+        assert d.solo_s <= d.talk_s + 1e-3
+    shares = [d.share for d in tt.per_speaker.values()]
     assert math.isclose(sum(shares), 1.0, abs_tol=2e-3)
-    assert math.isclose(sum(d["share"] for d in tt["per_role"].values()), 1.0, abs_tol=2e-3)
-    for w in m.metrics["talk_time"]["windows"]:
-        if w["speech_s"] > 0:
-            assert math.isclose(sum(d["share"] for d in w["per_speaker"].values()), 1.0, abs_tol=2e-3)
-        assert w["speech_s"] <= w["end"] - w["start"] + 1e-6
+    assert math.isclose(sum(d.share for d in tt.per_role.values()), 1.0, abs_tol=2e-3)
+    for w in m.metrics.talk_time.windows:
+        if w.speech_s > 0:
+            assert math.isclose(sum(d.share for d in w.per_speaker.values()), 1.0, abs_tol=2e-3)
+        assert w.speech_s <= w.end - w.start + 1e-6
     idx = {t.index for t in turns}
     for e in m.events:
         assert 0.0 <= e.start <= e.end <= dur + 1e-9  # within the session
@@ -374,7 +374,7 @@ def test_property_invariants_and_exact_agreement_with_truth(truth):
     turns, words, segs, roles = eval_measures.oracle_inputs(truth)
     m = measure_conversation(turns, words, segs, roles, float(truth["duration_s"]), CFG)
     _check_invariants(truth, m, turns, segs)
-    row = eval_measures.score_session(truth, m.events, m.metrics["therapist_share"], segs, tol=0.05)
+    row = eval_measures.score_session(truth, m.events, m.metrics.therapist_share, segs, tol=0.05)
     # hand-made records: the measures are exact
     assert row["int_tp"] == row["int_pred"] == row["int_true"], row
     assert row["int_subtype_ok"] == row["int_tp"], row
@@ -404,7 +404,7 @@ def test_property_random_segments(items, therapist):
     truth = {"duration_s": 110.0, "events": []}
     _check_invariants(truth, m, turns, segs)
     assert sum(talk_time(segs).values()) >= speech_time(segs) - 1e-6
-    json.dumps(m.metrics)
+    json.dumps(metrics_to_dict(m.metrics))
 
 
 # ---------------------------------------------------------------------------------------- evaluation

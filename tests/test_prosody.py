@@ -231,8 +231,8 @@ def test_prosody_evidence_on_flagged_events() -> None:
     ev = (Event("rupture", "withdrawal.minimal_response", 2.5, 3.0, "C", "T", 1, 0.8, "one word", resolved=False),
           Event("long_pause", None, 2.0, 2.5, "C", None, 1, 1.0, "pause"))
     out = with_prosody_evidence(ev, [p], turns)
-    d = dict(out[0].details)
-    assert d["prosody_evidence"] == line and d["prosody"]["arousal"] == -1.4
+    d = out[0].details
+    assert d.prosody_evidence == line and d.prosody.arousal == -1.4
     assert out[0].evidence == "one word"  # the tagger's evidence stays as it was
     assert out[1] == ev[1]
     # nothing measured against a baseline: the event is unchanged
@@ -467,8 +467,8 @@ def test_corpus_turns_table_carries_prosody(tmp_path) -> None:
     assert turns[5]["arousal"] == pytest.approx(-1.422, abs=1e-3) and turns[3]["f0_hz"] is None
     assert "too little own speech" in turns[3]["prosody_note"]
     session = pq.read_table(tmp_path / "sessions.parquet").to_pylist()[0]
-    sync = read_session_json(src).metrics["prosody"]["vocal_synchrony"]
-    assert session["vocal_synchrony_r"] == sync["r"] and session["vocal_synchrony_pairs"] == sync["n_pairs"] > 10
+    sync = read_session_json(src).metrics.prosody.vocal_synchrony
+    assert session["vocal_synchrony_r"] == sync.r and session["vocal_synchrony_pairs"] == sync.n_pairs > 10
 
 
 def test_child_and_low_voices_and_empty_session() -> None:

@@ -15,7 +15,7 @@ from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.inputs import SessionJob
 from pipeline.purge import TEXT_EXPORTS, purge
-from pipeline.runner import config_digest, is_complete, write_outputs
+from pipeline.runner import RunInfo, config_digest, is_complete, write_outputs
 from pipeline.serialize import read_session_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def _make_session(out: Path, sid: str, audio: Path, created: datetime) -> None:
         input={"path_name": audio.name, "sha256": sha256_file(audio)})
     rec = dataclasses.replace(rec, session_id=sid, provenance=prov)
     (out / sid).mkdir(parents=True, mode=0o700)
-    write_outputs(rec, out / sid, audio, cfg, {"config_digest": config_digest(cfg), "attempt": "x" * 32})
+    write_outputs(rec, out / sid, audio, cfg, RunInfo(config_digest=config_digest(cfg), attempt="x" * 32))
 
 
 def _audit(out: Path) -> list[dict]:

@@ -14,7 +14,7 @@ from pipeline.exports._html import render_index, render_report
 from pipeline.exports._summary import session_counts
 from pipeline.levels import apply_gains, frame_mask, gain_curve_db, measure_levels, plan_gains, with_gains
 from pipeline.quality import assess_quality, quality_warnings, with_warnings, word_coverage
-from pipeline.records import (Diarization, Levels, Provenance, Quality, QualityWarning, Segment, SessionRecord, Speaker,
+from pipeline.records import (Diarization, Levels, Metrics, Provenance, Quality, QualityWarning, Segment, SessionRecord, Speaker,
                               SpeakerLevel, SpeakerQuality, Turn, Word)
 from pipeline.serialize import record_from_dict, record_to_dict
 
@@ -184,7 +184,7 @@ def _record(quality: Quality | None) -> SessionRecord:
     turns = (Turn(0, "S1", "therapist", 1.0, 7.0, "How was your week?", 4),
              Turn(1, "S2", "client", 8.0, 14.0, "Fine.", 1))
     return SessionRecord("q1", 22.0, (Speaker("S1", "therapist", 6.0, 1.0, "test"), Speaker("S2", "client", 6.0, 1.0, "test")), turns,
-                         (), (), {}, Provenance(), quality=quality)
+                         (), (), Metrics(), Provenance(), quality=quality)
 
 
 def _quality(warn: bool) -> Quality:

@@ -76,7 +76,7 @@ def test_event_rules_on_hand_built_timeline() -> None:
         ("rupture", "withdrawal.topic_shift", "C", "T"),
         ("repair", "invites_discussion", "T", "C"),
     ])
-    overlaps = sorted((e.start, dict(e.details)["kind"]) for e in ev if e.type == "overlap")
+    overlaps = sorted((e.start, dict(e.details.other)["kind"]) for e in ev if e.type == "overlap")
     assert overlaps == [(1.0, "backchannel"), (7.5, "interruption"), (9.8, "terminal"), (10.5, "interruption")]
     pause = next(e for e in ev if e.type == "long_pause")
     assert (pause.start, pause.end) == (12.0, 15.5)
@@ -219,7 +219,7 @@ def test_rendered_event_script_gives_exact_event_truth(tmp_path: Path) -> None:
         ("interruption", "unsuccessful", "T", "C"),
         ("long_pause", "switch", "C", "T"),
     ])
-    assert sorted(dict(e.details)["kind"] for e in ev if e.type == "overlap") == ["backchannel", "interruption",
+    assert sorted(dict(e.details.other)["kind"] for e in ev if e.type == "overlap") == ["backchannel", "interruption",
                                                                                     "interruption"]
     cut = rendered.truth.utterances[4]
     assert cut.cut and cut.text == "I thought I was going to lose my job"

@@ -109,8 +109,8 @@ def test_real_conversations_through_the_pipeline_decision(clf):
         ev = tag_turns(turns, turn_features(turns), clf(turns), clf.tagging_config())
         ruptures = [e for e in ev if e.type == "rupture"]
         if want_flags:
-            moments = rupture_metrics(ev)["moments"][:3]
-            right = sum(any(conv.utterances[i].is_rupture for i in tagged[m["turn_index"]].origin) for m in moments)
+            moments = rupture_metrics(ev).moments[:3]
+            right = sum(any(conv.utterances[i].is_rupture for i in tagged[m.turn_index].origin) for m in moments)
             assert len(moments) == 3 and right >= 2
         else:
             assert len(ruptures) <= 1

@@ -68,11 +68,11 @@ def test_rupture_then_repair_is_resolved_with_evidence():
     assert r.resolved is True and r.repair_turn_index == 2
     assert rep.subtype == "invites_discussion" and rep.speaker == "T" and rep.target_speaker == "C"
     assert r.evidence.startswith('"Fine."') and "latency 4.2 s" in r.evidence and "minimal response" in r.evidence
-    d = dict(r.details)
-    assert d["p_model"] == pytest.approx(0.8) and d["cue_boost"] > 0 and r.confidence > d["p_model"]
+    d = r.details.measure
+    assert d.p_model == pytest.approx(0.8) and d.cue_boost > 0 and r.confidence > d.p_model
     m = rupture_metrics(ev)
-    assert m["ruptures"] == 1 and m["resolved"] == 1 and m["unresolved"] == 0 and m["repairs"] == 1
-    assert m["ruptures_by_subtype"] == {"withdrawal.minimal_response": 1}
+    assert m.ruptures == 1 and m.resolved == 1 and m.unresolved == 0 and m.repairs == 1
+    assert m.ruptures_by_subtype == {"withdrawal.minimal_response": 1}
 
 
 def test_repair_outside_window_leaves_rupture_unresolved():
@@ -81,7 +81,7 @@ def test_repair_outside_window_leaves_rupture_unresolved():
              pred(1, "therapist", acknowledges_contribution=0.9))
     ev = tag_turns(turns, (feats(0), feats(1)), preds, replace(CFG, repair_window_s=60.0))
     assert ev[0].type == "rupture" and ev[0].resolved is False and ev[0].repair_turn_index is None
-    assert rupture_metrics(ev)["unresolved"] == 1
+    assert rupture_metrics(ev).unresolved == 1
     ev2 = tag_turns(turns, (feats(0), feats(1)), preds, replace(CFG, repair_window_s=600.0))
     assert ev2[0].resolved is True and ev2[0].repair_turn_index == 1
 
@@ -209,9 +209,9 @@ def test_moments_rank_ruptures_with_their_repairs():
     preds = (pred(0, "client", withdrawal__minimal_response=0.6), pred(1, "therapist", invites_discussion=0.9),
              pred(2, "client", withdrawal__minimal_response=0.7), pred(3, "client", confrontation__complaint_about_therapist=0.95))
     m = rupture_metrics(tag_turns(turns, (), preds, replace(CFG, repair_window_s=1.0)), moments=2)
-    assert [x["turn_index"] for x in m["moments"]] == [3, 2]
-    assert m["ruptures"] == 3 and m["resolved"] == 1 and m["share_resolved"] == pytest.approx(1 / 3, abs=1e-4)
-    assert rupture_metrics(())["share_resolved"] is None and rupture_metrics(())["moments"] == []
+    assert [x.turn_index for x in m.moments] == [3, 2]
+    assert m.ruptures == 3 and m.resolved == 1 and m.share_resolved == pytest.approx(1 / 3, abs=1e-4)
+    assert rupture_metrics(()).share_resolved is None and rupture_metrics(()).moments == ()
 
 
 def test_missing_prediction_or_features_are_tolerated():
@@ -267,4 +267,4 @@ def test_properties(sess, thr):
     higher = tag_turns(turns, fs, preds, replace(cfg, threshold=min(0.99, thr + 0.2)))
     assert {(e.type, e.turn_index) for e in higher} <= {(e.type, e.turn_index) for e in ev}
     m = rupture_metrics(ev)
-    assert m["resolved"] + m["unresolved"] == m["ruptures"] == m["withdrawal"] + m["confrontation"]
+    assert m.resolved + m.unresolved == m.ruptures == m.withdrawal + m.confrontation

@@ -20,6 +20,8 @@ from pipeline.errors import AudioError, UsageError
 from pipeline.inputs import SessionJob, collect_jobs, read_manifest
 from pipeline.purge import _delete_recordings, _recordings
 from pipeline.runner import job_input_sha256
+from pipeline.records import Provenance
+from pipeline.serialize import provenance_from_dict, to_json
 from pipeline.tracks import (MIN_PEAK_RATIO, TrackSet, bwf_start_s, estimate_offset, load_tracks, place_tracks,
                              resolve_offsets, tracks_sha256)
 
@@ -188,10 +190,10 @@ def test_load_tracks_aligns_files_and_records_every_hash(tmp_path):
     assert not audio.samples[1, :s].any()
     np.testing.assert_allclose(audio.samples[1, s:s + SR], b[int(1.37 * SR):int(1.37 * SR) + SR], atol=1e-4)
     prov = aligned.provenance
-    assert [t["sha256"] for t in prov["tracks"]] == [sha256_file(t0), sha256_file(t1)]
-    assert [t["channel"] for t in prov["tracks"]] == ["ch0", "ch1"]
-    assert prov["mix"]["sha256"] == sha256_file(mix)
-    assert prov["sha256"] == audio.sha256 == tracks_sha256(ts)
+    assert [t.sha256 for t in prov.tracks] == [sha256_file(t0), sha256_file(t1)]
+    assert [t.channel for t in prov.tracks] == ["ch0", "ch1"]
+    assert prov.mix.sha256 == sha256_file(mix)
+    assert prov.sha256 == audio.sha256 == tracks_sha256(ts)
     # a changed offset in the manifest is another input (the rerun must not be skipped)
     assert tracks_sha256(dataclasses.replace(ts, offsets_s=(0.0, 1.4))) != tracks_sha256(ts)
 
@@ -350,7 +352,7 @@ def test_purge_deletes_every_track_only_when_none_changed(tmp_path):
     ts = TrackSet((t0, t1), None, mix)
     job = SessionJob("call1", mix, "manifest", tracks=ts)
     recorded = load_tracks(ts, AudioConfig()).provenance
-    json.dumps(recorded)  # provenance stays JSON
+    assert provenance_from_dict(json.loads(json.dumps(to_json(Provenance(input=recorded))))).input == recorded
     files = _recordings(job, recorded)
     assert [f for f, _ in files] == [t0, t1, mix] and all(sha for _, sha in files)
     t1.write_bytes(t1.read_bytes() + b"\0")  # one track changed since: nothing is deleted

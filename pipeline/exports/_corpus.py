@@ -16,8 +16,8 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from pipeline.records import SessionRecord
-from pipeline.serialize import atomic_write, read_session_json
+from pipeline.records import Metrics, SessionRecord
+from pipeline.serialize import atomic_write, metrics_to_dict, read_session_json
 from pipeline.exports._formats import TURN_PROSODY_COLUMNS, event_row, turn_prosody_values
 from pipeline.exports._labels import model_names, speaker_names, speaker_roles
 from pipeline.exports._summary import session_counts
@@ -63,16 +63,13 @@ def _jsonable(m: Mapping[str, Any]) -> str:
     return json.dumps(dict(m), sort_keys=True, ensure_ascii=False, default=str)
 
 
-def _synchrony(metrics: Mapping[str, Any]) -> dict[str, Any]:
+def _synchrony(metrics: Metrics) -> dict[str, Any]:
     """Session vocal synchrony (metrics.prosody.vocal_synchrony: pooled lag-1 arousal r and its pair count);
     None without prosody."""
-    pros = metrics.get("prosody")
-    sync = pros.get("vocal_synchrony") if isinstance(pros, Mapping) else None
-    if not isinstance(sync, Mapping):
+    sync = metrics.prosody.vocal_synchrony if metrics.prosody is not None else None
+    if sync is None:
         return {"vocal_synchrony_r": None, "vocal_synchrony_pairs": None}
-    r, n = sync.get("r"), sync.get("n_pairs")
-    return {"vocal_synchrony_r": float(r) if isinstance(r, (int, float)) else None,
-            "vocal_synchrony_pairs": int(n) if isinstance(n, int) else None}
+    return {"vocal_synchrony_r": float(sync.r) if sync.r is not None else None, "vocal_synchrony_pairs": sync.n_pairs}
 
 
 def session_row(record: SessionRecord) -> dict[str, Any]:
@@ -89,11 +86,11 @@ def session_row(record: SessionRecord) -> dict[str, Any]:
         "interruptions_client_to_therapist": directions.get("client→therapist", 0),
         "backchannels": c["backchannels"], "overlaps": c["overlaps"], "long_pauses": c["long_pauses"],
         "imbalances": c["imbalances"], "human_coded_events": c["human_coded_events"],
-        **_synchrony(record.metrics if isinstance(record.metrics, Mapping) else {}),
+        **_synchrony(record.metrics),
         "models": "; ".join(model_names(prov.models)),
         "package_version": str(prov.package_version or "") or None,
         "created": str(prov.created or "") or None,
-        "metrics_json": _jsonable(record.metrics if isinstance(record.metrics, Mapping) else {}),
+        "metrics_json": _jsonable(metrics_to_dict(record.metrics)),
         "metadata_json": _jsonable(record.metadata if isinstance(record.metadata, Mapping) else {}),
     }
 

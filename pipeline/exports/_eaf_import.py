@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import UsageError
-from pipeline.records import Event, SessionRecord, Turn
+from pipeline.records import Event, EventDetails, HumanCoding, SessionRecord, Turn
 from pipeline.exports._formats import EAF_CODE_TYPES
 from pipeline.exports._labels import CODED_VOCABULARIES, hms
 
@@ -99,9 +99,11 @@ def _ms(t: float) -> int:
     return int(round(t * 1000.0))
 
 
-def _with_details(e: Event, **extra: Any) -> tuple[tuple[str, Any], ...]:
-    keep = tuple((k, v) for k, v in e.details if k not in extra)
-    return keep + tuple(extra.items())
+def _coded(e: Event, coding: HumanCoding) -> EventDetails:
+    """`e`'s details marked with the human coding (which replaces any earlier one)."""
+    names = {f.name for f in dataclasses.fields(HumanCoding)}
+    return dataclasses.replace(e.details, coding=coding, other=tuple((k, v) for k, v in e.details.other
+                                                                     if k not in names))
 
 
 def import_eaf(eaf_path: Path, record: SessionRecord, repair_window_s: float = 120.0) -> SessionRecord:
@@ -165,13 +167,13 @@ def import_eaf(eaf_path: Path, record: SessionRecord, repair_window_s: float = 1
                     used.add(match)
                     o = originals[match]
                     action = "confirmed" if o.subtype == code else "relabelled"
-                    extra: dict[str, Any] = {"coder": "human", "human_action": action, "eaf_tier": tier}
-                    if action == "relabelled":
-                        extra["model_subtype"] = o.subtype
+                    # model_subtype: what the model said (kept from an earlier import when confirmed now)
+                    earlier = o.details.coding.model_subtype if o.details.coding is not None else None
+                    coding = HumanCoding(coder="human", human_action=action, eaf_tier=tier,
+                                         model_subtype=o.subtype if action == "relabelled" else earlier)
                     coded.append(dataclasses.replace(
                         o, subtype=code, start=s, end=max(s, e), evidence=evidence or o.evidence,
-                        confidence=o.confidence if action == "confirmed" else 1.0,
-                        details=_with_details(o, **extra)))
+                        confidence=o.confidence if action == "confirmed" else 1.0, details=_coded(o, coding)))
                 else:
                     turn = _turn_for(record.turns, etype, s, e)
                     speaker = turn.speaker if turn is not None else None
@@ -180,7 +182,8 @@ def import_eaf(eaf_path: Path, record: SessionRecord, repair_window_s: float = 1
                         target_speaker=_counterpart(record, speaker, etype, turn),
                         turn_index=turn.index if turn is not None else None, confidence=1.0,
                         evidence=evidence or "coded by a human in ELAN",
-                        details=(("coder", "human"), ("human_action", "added"), ("eaf_tier", tier))))
+                        details=EventDetails(coding=HumanCoding(coder="human", human_action="added",
+                                                                eaf_tier=tier))))
 
     # Recompute rupture resolution from the coded ruptures and repairs.
     ruptures = sorted((e for e in coded if e.type == "rupture"), key=lambda e: (e.start, e.end))

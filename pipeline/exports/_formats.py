@@ -25,7 +25,7 @@ import re
 from typing import Any, Mapping
 
 from pipeline.records import Event, SessionRecord
-from pipeline.serialize import PROSODY_KEYS, prosody_to_dict
+from pipeline.serialize import PROSODY_KEYS, details_to_dict, prosody_to_dict
 from pipeline.exports._labels import (
     CODED_VOCABULARIES,
     hms,
@@ -318,7 +318,7 @@ def turns_csv_text(record: SessionRecord) -> str:
 
 def event_row(record_id: str, i: int, e: Event, roles: Mapping[str, str]) -> dict[str, Any]:
     """One events-table row as a dict (shared by events.csv and the corpus Parquet table)."""
-    details = {k: v for k, v in e.details if k != "coder"}
+    details = {k: v for k, v in details_to_dict(e.details).items() if k != "coder"}
     return {
         "session_id": record_id,
         "event_id": i,

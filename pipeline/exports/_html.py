@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 from pipeline.records import Event, SessionRecord, Turn
+from pipeline.serialize import metrics_to_dict
 from pipeline.tagging import trim
 from pipeline.exports._labels import (
     FLAG_TYPES,
@@ -159,28 +160,17 @@ def _quality_table(record: SessionRecord, names: Mapping[str, str]) -> str:
 
 def _synchrony(record: SessionRecord) -> tuple[float, int] | None:
     """(r, pairs) of metrics.prosody.vocal_synchrony, or None when absent or undefined."""
-    m = record.metrics if isinstance(record.metrics, Mapping) else {}
-    pros = m.get("prosody")
-    sync = pros.get("vocal_synchrony") if isinstance(pros, Mapping) else None
-    if not isinstance(sync, Mapping) or not isinstance(sync.get("r"), (int, float)):
+    sync = record.metrics.prosody.vocal_synchrony if record.metrics.prosody is not None else None
+    if sync is None or sync.r is None:
         return None
-    return float(sync["r"]), int(sync.get("n_pairs") or 0)
+    return float(sync.r), sync.n_pairs
 
 
 def _synchrony_series(record: SessionRecord) -> list[tuple[float, float | None]]:
     """(t, r) points of metrics.prosody.vocal_synchrony.series; [] when absent."""
-    m = record.metrics if isinstance(record.metrics, Mapping) else {}
-    pros = m.get("prosody")
-    sync = pros.get("vocal_synchrony") if isinstance(pros, Mapping) else None
-    series = sync.get("series") if isinstance(sync, Mapping) else None
-    if not isinstance(series, list):
-        return []
-    out: list[tuple[float, float | None]] = []
-    for pt in series:
-        if isinstance(pt, Mapping) and isinstance(pt.get("t"), (int, float)):
-            r = pt.get("r")
-            out.append((float(pt["t"]), max(-1.0, min(1.0, float(r))) if isinstance(r, (int, float)) else None))
-    return out
+    sync = record.metrics.prosody.vocal_synchrony if record.metrics.prosody is not None else None
+    return [(float(pt.t), max(-1.0, min(1.0, float(pt.r))) if pt.r is not None else None)
+            for pt in (sync.series if sync is not None else ()) if pt.t is not None]
 
 
 def _audio(audio_href: str | None) -> str:
@@ -455,7 +445,7 @@ def _flag(i: int, ev: Event, by_index: Mapping[int, Turn], order: Sequence[int],
     body = [f'<div class="head">{"".join(head)}</div>']
     if ev.evidence:
         body.append(f'<p class="evidence">{_e(ev.evidence)}</p>')
-    voice = dict(ev.details).get("prosody_evidence")
+    voice = ev.details.prosody_evidence
     if isinstance(voice, str) and voice:
         body.append(f'<p class="voice">{_e(voice)}</p>')
     if ev.turn_index is not None and ev.turn_index in by_index:
@@ -540,7 +530,7 @@ def _flatten(prefix: str, v: Any, out: list[tuple[str, str]], depth: int = 0) ->
 
 def _measures(record: SessionRecord) -> str:
     rows: list[tuple[str, str]] = []
-    _flatten("", dict(record.metrics) if isinstance(record.metrics, Mapping) else {}, rows)
+    _flatten("", metrics_to_dict(record.metrics), rows)
     if not rows:
         return '<p class="empty">No measures recorded.</p>'
     body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)

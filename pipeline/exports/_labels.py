@@ -5,12 +5,13 @@ Pure functions shared by every export; no I/O.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Mapping
 
 from pipeline.records import (
     INTERRUPTION_SUBTYPES,
     REPAIR_SUBTYPES,
     RUPTURE_SUBTYPES,
+    ModelInfo,
     SessionRecord,
     Speaker,
 )
@@ -120,21 +121,6 @@ def hms(seconds: float, decimals: int = 1) -> str:
     return out
 
 
-def model_names(models: Any) -> list[str]:
-    """'name version' strings from provenance.models (a mapping or a list); defensive about shape."""
-    out: list[str] = []
-    items: list[tuple[str, Any]]
-    if isinstance(models, Mapping):
-        items = [(str(k), v) for k, v in models.items()]
-    elif isinstance(models, (list, tuple)):
-        items = [("", v) for v in models]
-    else:
-        return out
-    for key, v in items:
-        if isinstance(v, Mapping):
-            name = str(v.get("name") or key)
-            ver = v.get("version")
-            out.append(f"{name} {ver}" if ver else name)
-        else:
-            out.append(f"{key}: {v}" if key else str(v))
-    return out
+def model_names(models: Mapping[str, ModelInfo] | None) -> list[str]:
+    """'name version' strings from provenance.models."""
+    return [f"{m.name or key} {m.version}" if m.version else (m.name or key) for key, m in (models or {}).items()]

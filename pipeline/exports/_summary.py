@@ -6,7 +6,7 @@ Computed from the record's speakers and events (always present), so they do not 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 from pipeline.records import Event, SessionRecord
 from pipeline.exports._labels import speaker_roles
@@ -17,8 +17,8 @@ def therapist_talk_share(record: SessionRecord) -> float | None:
 
     Uses metrics["therapist_share"] (pipeline.measures) when it is a number in [0, 1], else the
     speakers' talk times."""
-    m = record.metrics.get("therapist_share") if isinstance(record.metrics, Mapping) else None
-    if isinstance(m, (int, float)) and not isinstance(m, bool) and 0.0 <= float(m) <= 1.0:
+    m = record.metrics.therapist_share
+    if m is not None and 0.0 <= float(m) <= 1.0:
         return float(m)
     total = sum(s.talk_time_s for s in record.speakers)
     ther = sum(s.talk_time_s for s in record.speakers if s.role == "therapist")
@@ -28,7 +28,7 @@ def therapist_talk_share(record: SessionRecord) -> float | None:
 
 
 def is_human_coded(e: Event) -> bool:
-    return dict(e.details).get("coder") == "human"
+    return e.details.human_coded
 
 
 def interruption_directions(record: SessionRecord) -> dict[str, int]:

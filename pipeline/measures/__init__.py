@@ -107,7 +107,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from typing import Any, Collection, Iterable, Mapping, Sequence
+from typing import Collection, Iterable, Mapping, Sequence
 
 from pipeline.config import MeasuresConfig
 from pipeline.measures._cues import is_backchannel_text, is_question_or_invitation, minimal_response_evidence
@@ -115,7 +115,8 @@ from pipeline.measures._overlaps import _classify_overlaps, _short, _turn_for
 from pipeline.measures._pauses import _Gap, _latency_for_turns, _stats, _word_gaps
 from pipeline.measures._talk import (_role_of, _talk_block, _windows, overlap_time, segments_from_turns, speech_time,
                                      talk_time)
-from pipeline.records import Event, Segment, Turn, TurnFeatures, Word
+from pipeline.records import (Event, EventDetails, ImbalanceDetails, Metrics, MinimalResponseMetrics, PauseDetails,
+                              PauseMetrics, Segment, TalkBlock, TalkTime, Turn, TurnFeatures, TurnMetrics, Word)
 from pipeline.timeline import EPS, active_at, by_speaker, covered, elementary, union
 
 __all__ = [
@@ -134,7 +135,7 @@ __all__ = [
 @dataclass(frozen=True)
 class Measures:
     events: tuple[Event, ...]  # interruption, backchannel, overlap, long_pause, talk_time_imbalance
-    metrics: Mapping[str, Any]  # JSON-able; goes into session.json "metrics"
+    metrics: Metrics  # session.json "metrics" (the tagging and prosody stages add theirs)
     features: tuple[TurnFeatures, ...]  # one per turn, same order
 
 
@@ -167,8 +168,8 @@ def measure_conversation(
     for lo, hi in _windows(duration, cfg.window_s, cfg.window_step_s):
         wb, talk_s = _talk_block(per, roles, lo, hi)
         windows.append(wb)
-        share = wb["therapist_share"]
-        if share is None or wb["speech_s"] < cfg.min_window_speech_s or "therapist" not in wb["per_role"]:
+        share = wb.therapist_share
+        if share is None or wb.speech_s < cfg.min_window_speech_s or "therapist" not in wb.per_role:
             continue
         if share > cfg.therapist_share_high or share < cfg.therapist_share_low:
             high = share > cfg.therapist_share_high
@@ -187,9 +188,9 @@ def measure_conversation(
             events.append(Event(
                 "talk_time_imbalance", "therapist_dominates" if high else "client_dominates", lo, hi, doer, None, t_idx,
                 round(min(1.0, 0.5 + margin * 2.5), 4),
-                f"therapist share {share:.0%} of {wb['speech_s']:.0f} s speech "
+                f"therapist share {share:.0%} of {wb.speech_s:.0f} s speech "
                 f"({'above' if high else 'below'} {band:.0%})",
-                details=(("therapist_share", share), ("speech_s", wb["speech_s"])),
+                details=EventDetails(ImbalanceDetails(therapist_share=share, speech_s=wb.speech_s)),
             ))
 
     # --- overlaps, interruptions, backchannels --------------------------------------------------------
@@ -217,15 +218,15 @@ def measure_conversation(
         events.append(Event(
             "long_pause", subtype, g.start, g.end, doer, None if same else g.before, t_idx,
             round(min(1.0, 0.6 + 0.1 * (g.dur - cfg.long_pause_s)), 4), ev,
-            details=(("pause_s", round(g.dur, 3)), ("speaker_before", g.before), ("speaker_after", g.after),
-                     ("direction", f"{_role_of(g.before, roles)}->{_role_of(g.after, roles)}")),
+            details=EventDetails(PauseDetails(pause_s=round(g.dur, 3), speaker_before=g.before, speaker_after=g.after,
+                                              direction=f"{_role_of(g.before, roles)}->{_role_of(g.after, roles)}")),
         ))
 
     # --- features -----------------------------------------------------------------------------------------
     bursts = by_speaker(segments, gap=cfg.merge_gap_s)
     latencies = _latency_for_turns(turns, bursts)
     interrupter_turns = {e.turn_index for e in events if e.type == "interruption"}
-    interrupted_turns = {dict(e.details).get("target_turn_index") for e in events if e.type == "interruption"}
+    interrupted_turns = {e.details.target_turn_index for e in events if e.type == "interruption"}
     overlap_by_turn: dict[int, float] = {}
     ov_regions = [(a, b) for a, b, act in elementary(per) if len(act) >= 2]
     for t in turns:
@@ -280,10 +281,10 @@ def _first_turn_in(turns: Sequence[Turn], lo: float, hi: float, speaker: str | N
 
 def _metrics(
     turns: Sequence[Turn], words: Sequence[Word], roles: Mapping[str, str], duration: float,
-    session_block: Mapping[str, Any], windows: Sequence[Mapping[str, Any]], events: Sequence[Event],
+    session_block: TalkBlock, windows: Sequence[TalkBlock], events: Sequence[Event],
     features: Sequence[TurnFeatures], latencies: Sequence[float | None], within: Mapping[str, list[float]],
     gaps: Sequence[_Gap], cfg: MeasuresConfig,
-) -> dict[str, Any]:
+) -> Metrics:
     hours = duration / 3600.0 if duration > 0 else 0.0
 
     def rate(n: int) -> float | None:
@@ -295,7 +296,7 @@ def _metrics(
         keys = [e.type]
         if e.subtype:
             keys.append(f"{e.type}.{e.subtype}")
-        d = dict(e.details).get("direction")
+        d = e.details.direction
         if d:
             keys.append(f"{e.type}.{d}")
             if e.subtype:
@@ -349,41 +350,31 @@ def _metrics(
     minutes = duration / 60.0 if duration > 0 else 0.0
 
     mr = [f for f in features if f.minimal_response]
-    return {
-        "talk_time": {
-            "session": dict(session_block),
-            "window_s": cfg.window_s,
-            "window_step_s": cfg.window_step_s,
-            "windows": [dict(w) for w in windows],
-        },
-        "therapist_share": session_block["therapist_share"],
-        "event_counts": dict(sorted(counts.items())),
-        "event_rates_per_hour": {k: rate(v) for k, v in sorted(counts.items())},
-        "overlap_events_by_speaker_pair": by_pair,
-        "pauses": {
-            "response_latency_s": {k: _stats(v) for k, v in sorted(lat_dir.items())},
-            "within_turn_pause_share": pause_share,
-            "within_turn_pause_min_s": cfg.pause_min_s,
-            "long_pause_s": cfg.long_pause_s,
-            "source": "words" if words else "turns",
-            "gap_count": len(gaps),
-        },
-        "turns": {
-            "count": len(turns),
-            "mean_s": round(statistics.fmean(durs), 3) if durs else None,
-            "median_s": round(statistics.median(durs), 3) if durs else None,
-            "mean_words": round(statistics.fmean(wcs), 2) if wcs else None,
-            "median_words": statistics.median(wcs) if wcs else None,
-            "per_minute": round(len(turns) / minutes, 3) if minutes > 0 else None,
-            "longest_monologue_s": {k: round(v, 3) for k, v in sorted(longest.items())},
-        },
-        "minimal_responses": {
-            "count": len(mr),
-            "by_role": _count_by(_role_of(turns[_pos(turns, f.turn_index)].speaker, roles) for f in mr),
-            "follows_question_count": sum(1 for f in features if f.follows_question),
-            "latency_s": _stats([f.latency_s for f in mr if f.latency_s is not None]),
-        },
-    }
+    return Metrics(
+        talk_time=TalkTime(session=session_block, window_s=cfg.window_s, window_step_s=cfg.window_step_s,
+                           windows=tuple(windows)),
+        therapist_share=session_block.therapist_share,
+        event_counts=dict(sorted(counts.items())),
+        event_rates_per_hour={k: rate(v) for k, v in sorted(counts.items())},
+        overlap_events_by_speaker_pair=by_pair,
+        pauses=PauseMetrics(
+            response_latency_s={k: _stats(v) for k, v in sorted(lat_dir.items())},
+            within_turn_pause_share=pause_share, within_turn_pause_min_s=cfg.pause_min_s,
+            long_pause_s=cfg.long_pause_s, source="words" if words else "turns", gap_count=len(gaps)),
+        turns=TurnMetrics(
+            count=len(turns),
+            mean_s=round(statistics.fmean(durs), 3) if durs else None,
+            median_s=round(statistics.median(durs), 3) if durs else None,
+            mean_words=round(statistics.fmean(wcs), 2) if wcs else None,
+            median_words=statistics.median(wcs) if wcs else None,
+            per_minute=round(len(turns) / minutes, 3) if minutes > 0 else None,
+            longest_monologue_s={k: round(v, 3) for k, v in sorted(longest.items())}),
+        minimal_responses=MinimalResponseMetrics(
+            count=len(mr),
+            by_role=_count_by(_role_of(turns[_pos(turns, f.turn_index)].speaker, roles) for f in mr),
+            follows_question_count=sum(1 for f in features if f.follows_question),
+            latency_s=_stats([f.latency_s for f in mr if f.latency_s is not None])),
+    )
 
 
 def _pos(turns: Sequence[Turn], index: int) -> int:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 from pipeline.config import MeasuresConfig
 from pipeline.measures._cues import (_AUX, _INCOMPLETE_END, _INVITE, _WORD_RE, _complete_unit, _ends_sentence,
                                      _norm_token, _opens_wh_question, is_backchannel_text)
 from pipeline.measures._talk import _role_of
-from pipeline.records import Event, Segment, Turn, Word
+from pipeline.records import Event, EventDetails, OverlapDetails, Segment, Turn, Word
 from pipeline.timeline import EPS, Interval, active_at, by_speaker, clip, covered, total
 
 
@@ -215,7 +215,7 @@ def _classify_overlaps(
         target_turn = _turn_for(turns, a_spk, b.start, b.start)
         doer_turn = _turn_for(turns, b.speaker, b.start, b.end)
         direction = f"{_role_of(b.speaker, roles)}->{_role_of(a_spk, roles)}"
-        base = [("direction", direction), ("target_turn_index", target_turn)]
+        base = OverlapDetails(direction=direction, target_turn_index=target_turn)
         if bc_like and a_continues:
             backchannel_bursts.add((b.speaker, b.start))
             conf = 0.9 if b_words else 0.6
@@ -223,7 +223,7 @@ def _classify_overlaps(
             events.append(Event(
                 "backchannel", None, b.start, b.end, b.speaker, a_spk, doer_turn, conf,
                 f"{b.dur:.1f} s, {len(b_words)} word(s) {where}; floor kept",
-                details=tuple(base + [("in_overlap", in_overlap), ("words", len(b_words))]),
+                details=EventDetails(replace(base, in_overlap=in_overlap, words=len(b_words))),
             ))
             continue
         if not in_overlap:
@@ -239,14 +239,14 @@ def _classify_overlaps(
             events.append(Event(
                 "overlap", "simultaneous_start", b.start, min(a_stop, b.end), b.speaker, a_spk,
                 _turn_for(turns, b.speaker, b.start, b.end), 0.5, f"overlap {overlap:.1f} s; simultaneous start",
-                details=(("direction", f"{_role_of(b.speaker, roles)}->{_role_of(a_spk, roles)}"),
-                         ("target_turn_index", _turn_for(turns, a_spk, b.start, b.start)),
-                         ("overlap_s", round(overlap, 3))),
+                details=EventDetails(OverlapDetails(
+                    direction=f"{_role_of(b.speaker, roles)}->{_role_of(a_spk, roles)}",
+                    target_turn_index=_turn_for(turns, a_spk, b.start, b.start), overlap_s=round(overlap, 3))),
             ))
             continue
         a_remaining = a_stop - b.start
         ov_end = min(a_stop, b.end)
-        details = base + [("overlap_s", round(overlap, 3)), ("holder_remaining_s", round(a_remaining, 3))]
+        details = replace(base, overlap_s=round(overlap, 3), holder_remaining_s=round(a_remaining, 3))
         if a_remaining > cfg.yield_window_s + EPS:
             if bc_like:  # a short lexical burst the holder talks through is a backchannel (handled above)
                 continue
@@ -254,7 +254,7 @@ def _classify_overlaps(
             events.append(Event(
                 "interruption", "unsuccessful", b.start, ov_end, b.speaker, a_spk, doer_turn, 0.8,
                 f"overlap {overlap:.1f} s; {_short(a_spk, roles)} kept talking {a_remaining:.1f} s",
-                details=tuple(details + [("holder_kept_s", round(kept, 3))]),
+                details=EventDetails(replace(details, holder_kept_s=round(kept, 3))),
             ))
             continue
         # A stopped within the yield window: a terminal overlap if A had reached a completion point,
@@ -266,19 +266,19 @@ def _classify_overlaps(
         if completion:
             events.append(Event(
                 "overlap", "terminal", b.start, ov_end, b.speaker, a_spk, doer_turn, 0.7,
-                f"overlap {overlap:.1f} s at a turn end", details=tuple(details),
+                f"overlap {overlap:.1f} s at a turn end", details=EventDetails(details),
             ))
         elif bc_like or b_after < cfg.floor_claim_s - EPS:
             events.append(Event(
                 "overlap", "other", b.start, ov_end, b.speaker, a_spk, doer_turn, 0.5,
-                f"overlap {overlap:.1f} s; no floor claim", details=tuple(details),
+                f"overlap {overlap:.1f} s; no floor claim", details=EventDetails(details),
             ))
         else:
             events.append(Event(
                 "interruption", "successful", b.start, ov_end, b.speaker, a_spk, doer_turn,
                 0.8,
                 f"overlap {overlap:.1f} s; {_short(a_spk, roles)} stopped after {a_remaining:.1f} s, cut off",
-                details=tuple(details + [("interrupter_continued_s", round(b_after, 3))]),
+                details=EventDetails(replace(details, interrupter_continued_s=round(b_after, 3))),
             ))
     return events
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
-from pipeline.records import Turn, Word
+from pipeline.records import Stats, Turn, Word
 from pipeline.timeline import EPS, Interval, active_at
 
 
@@ -59,7 +59,7 @@ def _latency_for_turns(turns: Sequence[Turn], per_burst: Mapping[str, Sequence[I
     return out
 
 
-def _stats(xs: Sequence[float]) -> dict[str, Any]:
+def _stats(xs: Sequence[float]) -> Stats:
     if not xs:
-        return {"count": 0, "mean": None, "median": None}
-    return {"count": len(xs), "mean": round(statistics.fmean(xs), 3), "median": round(statistics.median(xs), 3)}
+        return Stats(count=0, mean=None, median=None)
+    return Stats(count=len(xs), mean=round(statistics.fmean(xs), 3), median=round(statistics.median(xs), 3))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from pipeline.errors import SessionError
-from pipeline.records import Segment, Turn
+from pipeline.records import RoleTalk, Segment, SpeakerTalk, TalkBlock, Turn
 from pipeline.timeline import EPS, Interval, by_speaker, clip, overlap_split, total, union
 
 def talk_time(segments: tuple[Segment, ...]) -> dict[str, float]:
@@ -37,7 +37,7 @@ def _role_of(spk: str | None, roles: Mapping[str, str]) -> str:
 
 
 def _talk_block(per: Mapping[str, Sequence[Interval]], roles: Mapping[str, str], lo: float, hi: float
-                ) -> tuple[dict[str, Any], dict[str, float]]:
+                ) -> tuple[TalkBlock, dict[str, float]]:
     """The session.json talk-time block of [lo, hi] and each speaker's talk seconds in it."""
     clipped = {spk: clip(ivs, lo, hi) for spk, ivs in per.items()}
     talk = {spk: total(ivs) for spk, ivs in clipped.items()}
@@ -45,38 +45,25 @@ def _talk_block(per: Mapping[str, Sequence[Interval]], roles: Mapping[str, str],
     total_talk = sum(talk.values())
     solo, started, ov_total = overlap_split(clipped)
     per_speaker = {
-        spk: {
-            "role": _role_of(spk, roles),
-            "talk_s": round(talk[spk], 3),
-            "solo_s": round(solo[spk], 3),
-            "overlap_started_s": round(started[spk], 3),
-            "share": round(talk[spk] / total_talk, 4) if total_talk > 0 else None,
-        }
+        spk: SpeakerTalk(role=_role_of(spk, roles), talk_s=round(talk[spk], 3), solo_s=round(solo[spk], 3),
+                         overlap_started_s=round(started[spk], 3),
+                         share=round(talk[spk] / total_talk, 4) if total_talk > 0 else None)
         for spk in clipped
     }
-    per_role: dict[str, dict[str, Any]] = {}
+    role_sums: dict[str, list[float]] = {}  # role -> [talk_s, overlap_started_s]
     for spk in clipped:
-        r = _role_of(spk, roles)
-        d = per_role.setdefault(r, {"talk_s": 0.0, "overlap_started_s": 0.0})
-        d["talk_s"] += talk[spk]
-        d["overlap_started_s"] += started[spk]
-    for d in per_role.values():
-        d["share"] = round(d["talk_s"] / total_talk, 4) if total_talk > 0 else None
-        d["talk_s"] = round(d["talk_s"], 3)
-        d["overlap_started_s"] = round(d["overlap_started_s"], 3)
-    th = per_role.get("therapist", {}).get("share") if total_talk > 0 else None
+        sums = role_sums.setdefault(_role_of(spk, roles), [0.0, 0.0])
+        sums[0] += talk[spk]
+        sums[1] += started[spk]
+    per_role = {r: RoleTalk(talk_s=round(t, 3), overlap_started_s=round(o, 3),
+                            share=round(t / total_talk, 4) if total_talk > 0 else None)
+                for r, (t, o) in role_sums.items()}
+    th = per_role["therapist"].share if total_talk > 0 and "therapist" in per_role else None
     if th is None and total_talk > 0 and any(_role_of(s, roles) != "unknown" for s in clipped):
         th = 0.0
-    return {
-        "start": round(lo, 3),
-        "end": round(hi, 3),
-        "speech_s": round(speech, 3),
-        "silence_s": round(max(0.0, (hi - lo) - speech), 3),
-        "overlap_s": round(ov_total, 3),
-        "therapist_share": th,
-        "per_speaker": per_speaker,
-        "per_role": per_role,
-    }, talk
+    return TalkBlock(start=round(lo, 3), end=round(hi, 3), speech_s=round(speech, 3),
+                     silence_s=round(max(0.0, (hi - lo) - speech), 3), overlap_s=round(ov_total, 3),
+                     therapist_share=th, per_speaker=per_speaker, per_role=per_role), talk
 
 
 # Talk-time windows per session at most: the loop below is bounded by this, never by a field alone (a
