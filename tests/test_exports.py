@@ -42,7 +42,8 @@ from pipeline.exports import (
 from pipeline.exports._formats import eaf_text, transcript_text, vtt_text
 from pipeline.exports._html import render_report
 from pipeline.records import Event, Metrics, ModelInfo, Provenance, SessionRecord, Speaker, Turn
-from pipeline.serialize import metrics_from_dict, provenance_from_dict, read_session_json, write_session_json
+from pipeline.serialize import (event_to_dict, metrics_from_dict, provenance_from_dict, read_session_json,
+                                write_session_json)
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -473,6 +474,11 @@ def test_import_eaf_corrections_flow_into_corpus(small: SessionRecord, tmp_path:
     assert added.confidence == 1.0
     # non-coded events are kept as they were
     assert [e for e in back.events if e.type == "long_pause"] == [e for e in small.events if e.type == "long_pause"]
+    # imported again (the relabel now confirmed): the model's subtype is kept, where earlier imports wrote it
+    again = next(e for e in import_eaf(edited, back).events if e.subtype == "confrontation.defends_self")
+    assert again.details.coding.human_action == "confirmed"
+    assert again.details.coding.model_subtype == "confrontation.complaint_about_therapist"
+    assert list(event_to_dict(again))[-4:] == ["model_subtype", "coder", "human_action", "eaf_tier"]
 
     write_session_json(back, tmp_path / "corpus" / small.session_id / "session.json")
     write_corpus_tables(tmp_path / "corpus")

@@ -27,6 +27,7 @@ from typing import Any
 
 from pipeline.errors import UsageError
 from pipeline.records import Event, EventDetails, HumanCoding, SessionRecord, Turn
+from pipeline.serialize import details_to_dict
 from pipeline.exports._formats import EAF_CODE_TYPES
 from pipeline.exports._labels import CODED_VOCABULARIES, hms
 
@@ -99,11 +100,18 @@ def _ms(t: float) -> int:
     return int(round(t * 1000.0))
 
 
-def _coded(e: Event, coding: HumanCoding) -> EventDetails:
-    """`e`'s details marked with the human coding (which replaces any earlier one)."""
-    names = {f.name for f in dataclasses.fields(HumanCoding)}
-    return dataclasses.replace(e.details, coding=coding, other=tuple((k, v) for k, v in e.details.other
-                                                                     if k not in names))
+def _coded(e: Event, action: str, tier: str) -> EventDetails:
+    """`e`'s details marked as coded by a human: `action` (confirmed, relabelled) on `tier`; a relabelled
+    event keeps the model's subtype. The coding keys come last, after what the event had (a model subtype
+    that an earlier import recorded stays where it was), as session.json has always had them."""
+    new = ["coder", "human_action", "eaf_tier"] + (["model_subtype"] if action == "relabelled" else [])
+    earlier = e.details.coding.model_subtype if e.details.coding is not None else None
+    coding = HumanCoding(coder="human", human_action=action, eaf_tier=tier,
+                         model_subtype=e.subtype if action == "relabelled" else earlier)
+    details = dataclasses.replace(e.details, coding=coding, other=tuple((k, v) for k, v in e.details.other
+                                                                        if k not in new), key_order=())
+    order = tuple([k for k in details_to_dict(e.details) if k not in new] + new)
+    return details if tuple(details_to_dict(details)) == order else dataclasses.replace(details, key_order=order)
 
 
 def import_eaf(eaf_path: Path, record: SessionRecord, repair_window_s: float = 120.0) -> SessionRecord:
@@ -167,13 +175,9 @@ def import_eaf(eaf_path: Path, record: SessionRecord, repair_window_s: float = 1
                     used.add(match)
                     o = originals[match]
                     action = "confirmed" if o.subtype == code else "relabelled"
-                    # model_subtype: what the model said (kept from an earlier import when confirmed now)
-                    earlier = o.details.coding.model_subtype if o.details.coding is not None else None
-                    coding = HumanCoding(coder="human", human_action=action, eaf_tier=tier,
-                                         model_subtype=o.subtype if action == "relabelled" else earlier)
                     coded.append(dataclasses.replace(
                         o, subtype=code, start=s, end=max(s, e), evidence=evidence or o.evidence,
-                        confidence=o.confidence if action == "confirmed" else 1.0, details=_coded(o, coding)))
+                        confidence=o.confidence if action == "confirmed" else 1.0, details=_coded(o, action, tier)))
                 else:
                     turn = _turn_for(record.turns, etype, s, e)
                     speaker = turn.speaker if turn is not None else None
