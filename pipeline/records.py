@@ -423,11 +423,12 @@ class Consent:
 
 @dataclass(frozen=True)
 class Purged:
-    """provenance.purged (pipeline.purge): what retention deleted, and when the transcripts went."""
+    """provenance.purged (pipeline.purge): what retention deleted, and when the transcripts went (in the
+    order one purge of both writes them)."""
 
-    audio: bool | None = absent_if_none()
     transcripts: bool | None = absent_if_none()
     time: str | None = absent_if_none()
+    audio: bool | None = absent_if_none()
 
 
 @dataclass(frozen=True)
