@@ -542,11 +542,12 @@ def prosody_metrics(res: ProsodyResult, cfg: ProsodyConfig) -> ProsodyMetrics:
         method=(f"librosa pyin {cfg.fmin_hz:g}-{cfg.fmax_hz:g} Hz, {cfg.resolution_st:g} st bins, "
                 f"{cfg.frame_s * 1000:g} ms frames, {cfg.hop_s * 1000:g} ms hop; own speech only"),
         turns_measured=sum(1 for p in res.turns if p.arousal is not None),
-        baselines={spk: {m: Baseline(mean=_r(b.mean), sd=_r(b.sd), n=b.n) for m, b in ms.items()}
+        baselines={spk: {m: Baseline(mean=round(float(b.mean), 3), sd=round(float(b.sd), 3), n=b.n)
+                         for m, b in ms.items()}
                    for spk, ms in res.baselines.items()},
         vocal_synchrony=replace(s, r=_r(s.r), client_follows_r=_r(s.client_follows_r),
                                 therapist_follows_r=_r(s.therapist_follows_r),
-                                series=tuple(SynchronyPoint(t=_r(p.t), r=_r(p.r), n=p.n) for p in s.series)),
+                                series=tuple(SynchronyPoint(t=round(float(p.t), 3), r=_r(p.r), n=p.n) for p in s.series)),
     )
 
 

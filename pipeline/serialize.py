@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-import functools
 import json
 import os
 import tempfile
@@ -39,12 +38,17 @@ class RecordFormatError(ValueError):
     """A value of session.json does not have the type its record field declares."""
 
 
-R = TypeVar("R")
+Open = TypeVar("Open", Provenance, Metrics)  # the open records: known fields, then `other`
 
 
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+_HINTS: dict[Any, dict[str, Any]] = {}
+
+
+def _hints(cls: Any) -> dict[str, Any]:
+    """A record class's field types, resolved once (the same for every process; no state beyond that)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def to_json(x: Any) -> Any:
@@ -109,7 +113,7 @@ def from_json(tp: Any, v: Any, where: str) -> Any:
     raise RecordFormatError(f"{where}: expected {getattr(tp, '__name__', tp)}, found {_kind(v)}")
 
 
-def _record_from_json(cls: type[R], v: Mapping[str, Any], where: str) -> R:
+def _record_from_json(cls: Any, v: Mapping[str, Any], where: str) -> Any:
     hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in v if k not in fields]
@@ -159,7 +163,7 @@ def _open_to_dict(rec: Provenance | Metrics) -> dict[str, Any]:
     return _in_order(d, rec.key_order)
 
 
-def _open_from_dict(cls: type[R], d: Any, where: str) -> R:
+def _open_from_dict(cls: type[Open], d: Any, where: str) -> Open:
     """An open record from a JSON object (anything not an object reads as empty): each known key whose value
     reads as its field's type and writes back unchanged; the rest in `other`."""
     if not isinstance(d, Mapping):
@@ -173,9 +177,9 @@ def _open_from_dict(cls: type[R], d: Any, where: str) -> R:
             known[k] = x
         else:
             other[k] = v
-    rec = cls(**known, other=other)  # type: ignore[call-arg]
+    rec = cls(**known, other=other)
     order = tuple(str(k) for k in d)
-    return dataclasses.replace(rec, key_order=order) if tuple(_open_to_dict(rec)) != order else rec  # type: ignore[type-var]
+    return dataclasses.replace(rec, key_order=order) if tuple(_open_to_dict(rec)) != order else rec
 
 
 # Which measure record an event's details hold, by event type.

@@ -308,6 +308,7 @@ def _levels(r: _Run) -> Levels:
 
 
 def _attribute(r: _Run) -> tuple[Word, ...]:
+    assert r.transcript is not None  # the transcription stage made it
     if r.channel_path:
         return r.transcript.words  # already carry their channel's speaker
     return attribute_words(r.transcript.words, r.diar.exclusive)
@@ -320,6 +321,7 @@ def _assign_roles(r: _Run) -> RoleAssignment:
 
 def _audio_conversation(r: _Run) -> Conversation:
     audio, diar, a = r.audio, r.diar, r.assignment
+    assert a is not None and r.transcript is not None  # the roles and transcription stages made them
     provenance = Provenance(
         models=dict(r.proc.model_infos), config=to_dict(r.cfg), package_version=__version__, created=r.created,
         input=r.aligned.provenance if r.aligned else InputInfo(path_name=r.req.audio_path.name, sha256=audio.sha256,
@@ -341,6 +343,7 @@ def _transcript_conversation(r: _Run) -> Conversation:
     from models.store import sha256_file
 
     parsed, cfg = r.parsed, r.cfg
+    assert parsed is not None  # the transcript stage read it
     speakers = tuple(dict.fromkeys(t.speaker for t in parsed.turns))
     hint = r.req.therapist or next((s for s, role in parsed.roles.items() if role == "therapist"), None)
     if parsed.roles and all(s in parsed.roles for s in speakers):
@@ -366,7 +369,7 @@ def _measures(r: _Run) -> Measures:
 
 def _tags(r: _Run) -> tuple[Event, ...]:
     classifier = r.proc.classifier
-    assert classifier is not None  # the stage runs only when _tagging_on
+    assert classifier is not None and r.measures is not None  # the stage runs only when _tagging_on
     predictions = classifier(r.conversation.turns)
     return tag_turns(r.conversation.turns, r.measures.features, predictions, classifier.tagging_config())
 
@@ -377,6 +380,7 @@ def _tagging_on(r: _Run) -> bool:
 
 def _record(r: _Run) -> SessionRecord:
     c = r.conversation
+    assert r.measures is not None  # the measures stage made them
     events: tuple[Event, ...] = r.measures.events
     metrics = r.measures.metrics
     if _tagging_on(r):

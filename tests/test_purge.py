@@ -16,7 +16,8 @@ from pipeline.config import load_config
 from pipeline.inputs import SessionJob
 from pipeline.purge import TEXT_EXPORTS, purge
 from pipeline.runner import RunInfo, config_digest, is_complete, write_outputs
-from pipeline.serialize import read_session_json
+from pipeline.records import InputInfo
+from pipeline.serialize import metrics_to_dict, read_session_json
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "session_small.json"
@@ -29,7 +30,7 @@ def _make_session(out: Path, sid: str, audio: Path, created: datetime) -> None:
     cfg = load_config()
     prov = dataclasses.replace(rec.provenance, created=created.isoformat(timespec="seconds"), config=json.loads(
         json.dumps({"exports": {"formats": list(cfg.exports.formats)}})),
-        input={"path_name": audio.name, "sha256": sha256_file(audio)})
+        input=InputInfo(path_name=audio.name, sha256=sha256_file(audio)))
     rec = dataclasses.replace(rec, session_id=sid, provenance=prov)
     (out / sid).mkdir(parents=True, mode=0o700)
     write_outputs(rec, out / sid, audio, cfg, RunInfo(config_digest=config_digest(cfg), attempt="x" * 32))
@@ -74,7 +75,7 @@ def test_purge_by_age_audio_and_transcripts(tmp_path, stereo_clip):
         sdir = out / sid
         rec = read_session_json(sdir / "session.json")
         assert rec.words is None and all(t.text == "" for t in rec.turns) and all(e.evidence == "" for e in rec.events)
-        assert rec.turns and rec.metrics and rec.speakers  # timings and measures stay
+        assert rec.turns and metrics_to_dict(rec.metrics) and rec.speakers  # timings and measures stay
         for name in TEXT_EXPORTS:
             assert not (sdir / name).exists()
         prov = json.loads((sdir / "session.json").read_text())["provenance"]

@@ -88,13 +88,13 @@ def test_tracks_session_exact_attribution_and_offsets(tracks_run, flite_synth, s
     prov = rec.provenance
     assert prov.diarization_method == "channels"  # the exact per-speaker path
     # offsets: the therapist's recorder started first, at the session timeline's 0
-    tracks = prov.input["tracks"]
-    assert [t["channel"] for t in tracks] == ["ch0", "ch1"]
+    tracks = prov.input.tracks
+    assert [t.channel for t in tracks] == ["ch0", "ch1"]
     want = STARTS[sid]
-    got = [t["offset_s"] for t in tracks]
+    got = [t.offset_s for t in tracks]
     assert all(abs(g - w) < 0.02 for g, w in zip(got, want)), (got, want)
-    assert [t["offset_source"] for t in tracks] == (["mix", "mix"] if sid == "viamix" else ["crosstalk"] * 2)
-    assert len({t["sha256"] for t in tracks}) == 2 and prov.input["sha256"] not in {t["sha256"] for t in tracks}
+    assert [t.offset_source for t in tracks] == (["mix", "mix"] if sid == "viamix" else ["crosstalk"] * 2)
+    assert len({t.sha256 for t in tracks}) == 2 and prov.input.sha256 not in {t.sha256 for t in tracks}
     # attribution: every word is the speaker of its own file, at the time the truth says that speaker talks
     words = rec.words or ()
     n_truth = sum(len(flite_synth.normalize_words(u.text)) for u in truth.utterances)

@@ -15,7 +15,7 @@ from pipeline.exports._labels import speaker_roles
 def therapist_talk_share(record: SessionRecord) -> float | None:
     """Therapist talk time / all talk time (None when there is no talk or no therapist).
 
-    Uses metrics["therapist_share"] (pipeline.measures) when it is a number in [0, 1], else the
+    Uses metrics.therapist_share (pipeline.measures) when it is a number in [0, 1], else the
     speakers' talk times."""
     m = record.metrics.therapist_share
     if m is not None and 0.0 <= float(m) <= 1.0:

@@ -7,7 +7,7 @@ uses in production and in training).
 
 Pure functions of records and config (no I/O, no clocks, no randomness). `measure_conversation()` is the
 entry point the runner calls; it returns a `Measures` record holding events (CONTRACT.md vocabulary),
-JSON-able session metrics and one `TurnFeatures` per turn for the rupture tagger.
+the session's `Metrics` (pipeline.records) and one `TurnFeatures` per turn for the rupture tagger.
 
 Inputs
 ------
@@ -226,7 +226,8 @@ def measure_conversation(
     bursts = by_speaker(segments, gap=cfg.merge_gap_s)
     latencies = _latency_for_turns(turns, bursts)
     interrupter_turns = {e.turn_index for e in events if e.type == "interruption"}
-    interrupted_turns = {e.details.target_turn_index for e in events if e.type == "interruption"}
+    interrupted_turns = {e.details.target_turn_index for e in events
+                         if e.type == "interruption" and e.details.target_turn_index is not None}
     overlap_by_turn: dict[int, float] = {}
     ov_regions = [(a, b) for a, b, act in elementary(per) if len(act) >= 2]
     for t in turns:
@@ -296,11 +297,11 @@ def _metrics(
         keys = [e.type]
         if e.subtype:
             keys.append(f"{e.type}.{e.subtype}")
-        d = e.details.direction
-        if d:
-            keys.append(f"{e.type}.{d}")
+        direction = e.details.direction
+        if direction:
+            keys.append(f"{e.type}.{direction}")
             if e.subtype:
-                keys.append(f"{e.type}.{e.subtype}.{d}")
+                keys.append(f"{e.type}.{e.subtype}.{direction}")
         for k in keys:
             counts[k] = counts.get(k, 0) + 1
     for t in ("interruption", "backchannel", "overlap", "long_pause", "talk_time_imbalance"):
