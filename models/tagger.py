@@ -8,8 +8,10 @@ is unknown), and the raw rupture and repair scores that the session-context stag
 
 Features (the same function, `featurize`, serves training and inference):
   "frozen3": [ e(target) | e(previous turn) | e(context, target) | role one-hot (therapist, client) ]
+  "frozen3t": the same, but e(context, target) pooled over the target's tokens only: the turn as the encoder
+             read it after the turns before it (the bundled head since version 3.3)
   "pair":    [ e(context, target), not normalised | role one-hot ]   (for an encoder fine-tuned with LoRA)
-where e() is the mean-pooled MiniLM embedding (L2-normalised for "frozen3"). The single-turn embeddings are
+where e() is the mean-pooled MiniLM embedding (L2-normalised for "frozen3"/"frozen3t"). The single-turn embeddings are
 computed once per turn and reused as the "previous turn" of the next one.
 
 Heads (head.safetensors, standardised features x): rupture and repair scores (logistic), the rupture family
@@ -61,7 +63,7 @@ HEAD_FILE = "head.safetensors"
 HEAD_CONFIG = "head.json"
 CONTEXT_CHARS = 600  # characters of context kept (the most recent ones) before tokenisation
 # sha256 of the bundled head (head_digest: head.json + head.safetensors), written by scripts/train_tagger.py
-BUNDLED_HEAD_SHA256 = "44fbd00775cd2212cac6829d7001b0a6c195a9377ccb19ba6a23d12f3995957f"
+BUNDLED_HEAD_SHA256 = "6ed2c916b43052645137af4958b9392c8be41fed1b90fba187fc819aa3de5f72"
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,9 @@ class TextEncoder:
         self.parallel_batches = max(1, int(parallel_batches))
 
     def _encode(self, firsts: list[str], seconds: list[str] | None, batch_size: int,
-                normalise: bool = True) -> np.ndarray:
+                normalise: bool = True, second_only: bool = False) -> np.ndarray:
+        """Mean-pooled embeddings of texts (or text pairs); with `second_only`, of a pair's second text's tokens
+        only, as the encoder read them after the first (the target turn in the context of the turns before)."""
         n = len(firsts)
         out = np.zeros((n, self.dim), dtype=np.float32)
         if n == 0:
@@ -116,7 +120,8 @@ class TextEncoder:
         def encode(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             with torch.inference_mode():  # per thread
                 enc = self.tokenize([firsts[i] for i in idx], [seconds[i] for i in idx] if seconds else None)
-                pooled = mean_pool(self.model, enc)
+                mask = second_sequence_mask(enc) if second_only else None
+                pooled = mean_pool(self.model, enc, mask)
                 if normalise:
                     pooled = torch.nn.functional.normalize(pooled, dim=-1)
             return idx, pooled.numpy()
@@ -135,15 +140,22 @@ class TextEncoder:
         return self._encode(texts, None, batch_size)
 
     def embed_pairs(self, firsts: list[str], seconds: list[str], batch_size: int = 64,
-                    normalise: bool = True) -> np.ndarray:
-        return self._encode(firsts, seconds, batch_size, normalise)
+                    normalise: bool = True, second_only: bool = False) -> np.ndarray:
+        return self._encode(firsts, seconds, batch_size, normalise, second_only)
 
 
-def mean_pool(model: nn.Module, enc: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean of the last hidden states over the real (unpadded) tokens."""
+def mean_pool(model: nn.Module, enc: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of the last hidden states over the real (unpadded) tokens, or over the tokens `mask` (batch, tokens)
+    selects."""
     hidden = model(**enc).last_hidden_state
-    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    m = (enc["attention_mask"] if mask is None else mask).unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def second_sequence_mask(enc) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """(batch, tokens) 1 where a token belongs to the second text of a pair (special tokens excluded), from the
+    fast tokenizer's sequence ids."""
+    return torch.tensor([[1 if s == 1 else 0 for s in enc.sequence_ids(j)] for j in range(len(enc["input_ids"]))])
 
 
 # ---- low-rank adaptation (LoRA): adapters trained by scripts/research/tagger_lora.py are merged into the
@@ -172,9 +184,17 @@ def role_features(role: str) -> list[float]:
     return [1.0 if role == "therapist" else 0.0, 1.0 if role == "client" else 0.0]
 
 
+FEATURES = ("frozen3", "frozen3t", "pair")  # head.json "features": what the head's inputs are (featurize)
+
+
 def featurize(encoder: TextEncoder, examples: Sequence[Example], batch_size: int = 64,
-              single_cache: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """Feature matrix (n, 3*dim+2). Single-turn embeddings are deduplicated by text."""
+              single_cache: dict[str, np.ndarray] | None = None, features: str = "frozen3") -> np.ndarray:
+    """Feature matrix (n, 3*dim+2): [e(turn) | e(turn before) | e(exchange) | role one-hot]. e(exchange) is
+    the (context, turn) pair read together: mean-pooled over all its tokens for `frozen3`, over the turn's
+    tokens only for `frozen3t` (the turn as read after the context). Single-turn embeddings are deduplicated
+    by text."""
+    if features not in ("frozen3", "frozen3t"):
+        raise ValueError(f"featurize: unknown features {features!r}")
     texts = sorted({ex.target[1] for ex in examples} | {ex.context[-1][1] for ex in examples if ex.context})
     cache = single_cache if single_cache is not None else {}
     todo = [t for t in texts if t not in cache]
@@ -182,7 +202,7 @@ def featurize(encoder: TextEncoder, examples: Sequence[Example], batch_size: int
         cache[t] = v
     zero = np.zeros(encoder.dim, dtype=np.float32)
     pairs = encoder.embed_pairs([context_string(ex.context) for ex in examples],
-                                [ex.target[1] for ex in examples], batch_size)
+                                [ex.target[1] for ex in examples], batch_size, second_only=features == "frozen3t")
     rows = []
     for ex, p in zip(examples, pairs):
         prev = cache[ex.context[-1][1]] if ex.context else zero
@@ -426,8 +446,8 @@ class MarkerClassifier:
                 raise ModelError(f"head in {d} was trained on another label set than this version's 3RS labels")
             self.labels: tuple[str, ...] = LABELS
             self.features = str(hc["features"])
-            if self.features not in ("frozen3", "pair"):
-                raise ModelError(f"head in {d}: unknown features {self.features!r} (frozen3 or pair)")
+            if self.features not in FEATURES:
+                raise ModelError(f"head in {d}: unknown features {self.features!r} ({', '.join(FEATURES)})")
             self.default_threshold = float(hc["threshold"])
             self.default_repair_threshold = float(hc["repair_threshold"])
             ctx = hc.get("context") or {}
@@ -460,7 +480,7 @@ class MarkerClassifier:
                 raise ModelError(f"{d / HEAD_CONFIG}: lexical.terms must be a list of strings; retrain the head")
             self.lexical = LexicalHeads(tuple(terms), {k: v.astype(np.float64) for k, v in tensors.items()
                                                        if k.startswith(("lex.", "blend."))})
-        width = (3 if self.features == "frozen3" else 1) * self.encoder.dim + 2
+        width = (1 if self.features == "pair" else 3) * self.encoder.dim + 2
         if self.heads.in_dim != width:
             raise ModelError(f"tagger head {d / HEAD_FILE} expects {self.heads.in_dim} features, the encoder gives {width}")
         self.model_infos: tuple[ModelInfo, ...] = (
@@ -514,7 +534,7 @@ class MarkerClassifier:
         """The head's input features (training computes them with this same method)."""
         if self.features == "pair":
             return featurize_pairs(self.encoder, examples, self.cfg.batch_size)
-        return featurize(self.encoder, examples, self.cfg.batch_size)
+        return featurize(self.encoder, examples, self.cfg.batch_size, features=self.features)
 
     @torch.inference_mode()
     def _seqcls_logits(self, examples: Sequence[Example]) -> np.ndarray:

@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="copies to score, comma-separated, noised first (default %(default)s)")
     ap.add_argument("--train-kinds", default=",".join(TrainSettings.train_kinds),
                     help="copies stage 1 is trained on, comma-separated (default %(default)s)")
+    ap.add_argument("--features", default=TrainSettings.features, choices=("frozen3", "frozen3t"),
+                    help="models.tagger.featurize's kind (default %(default)s; frozen3: the exchange pooled over all "
+                         "its tokens, as heads before 3.3)")
+    ap.add_argument("--consensus-only", action="store_true",
+                    help="train on the coders' consensus only (heads before 3.3), not also on the turns one "
+                         "coder coded (TrainSettings.single_coder_positives)")
     args = ap.parse_args(argv)
     kinds = tuple(k for k in args.kinds.split(",") if k)
     if not kinds or kinds[0] != "noised" or not set(kinds) <= set(EVAL_KINDS):
@@ -53,9 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     train_kinds = tuple(k for k in args.train_kinds.split(",") if k)
     settings = TrainSettings(lexical=not args.no_lexical, lexical_C=args.lexical_C, fold_average=not args.refit,
-                             train_kinds=train_kinds)
+                             train_kinds=train_kinds, features=args.features,
+                             single_coder_positives=not args.consensus_only)
     convs, tables, _ = load(args.data, kinds=tuple(dict.fromkeys(kinds + train_kinds)), written=settings.written_weight > 0, log=log,
-                            encoder=args.encoder)
+                            encoder=args.encoder, features=settings.features)
     res = cross_validate(convs, tables, settings, log=log, baseline=not args.no_baseline, eval_kinds=kinds)
     print_cv(res, kinds)
     if not args.no_calm:

@@ -30,17 +30,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     settings = TrainSettings()
-    convs, tables, enc = load(args.data, kinds=("noised",), written=settings.written_weight > 0, log=log)
+    convs, tables, enc = load(args.data, kinds=("noised",), written=settings.written_weight > 0, log=log,
+                              features=settings.features)
     fitted = train_head(convs, tables, settings, log)
     info = {
-        "name": "3rs-realtalk-linear", "version": "3.2", "encoder": "minilm", "encoder_sha256": enc.info.sha256,
-        "features": "frozen3", "pooling": "mean, L2-normalised", "max_length": 128, "context_turns": 2,
+        "name": "3rs-realtalk-linear", "version": "3.3", "encoder": "minilm", "encoder_sha256": enc.info.sha256,
+        "features": settings.features, "pooling": "mean, L2-normalised", "max_length": 128, "context_turns": 2,
         "train": {"data": args.data.name, "data_sha256": hashlib.sha256(args.data.read_bytes()).hexdigest(),
                   "conversations": len(convs), "copy": settings.train_kinds, "C": settings.C,
                   "standardise": settings.standardise, "max_false_per_100_calm": settings.max_false_per_100,
                   "written_corpus_weight": settings.written_weight, "lexical": settings.lexical,
                   "lexical_C": settings.lexical_C, "fold_average": settings.fold_average,
-                  "context_window": settings.window, "context_lookback": settings.lookback},
+                  "context_window": settings.window, "context_lookback": settings.lookback,
+                  "single_coder_positives": settings.single_coder_positives},
     }
     digest = write_head(args.out, fitted, info)
     print(f"wrote {args.out}: threshold {fitted['threshold']:.3f}, repair threshold {fitted['repair_threshold']:.3f}, "

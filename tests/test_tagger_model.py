@@ -209,3 +209,26 @@ def test_encoder_batches_on_two_threads_give_the_same_numbers(clf):
         enc.parallel_batches = 2
     assert both.shape == (150, enc.dim) and float(abs(both).sum()) > 0
     assert (both == one).all()
+
+
+@needs_store
+def test_frozen3t_reads_the_turn_after_its_context(clf):
+    """featurize(features="frozen3t"): the exchange block is the mean of the encoder's states over the turn's
+    own tokens, read after the context (computed here by hand), so the same reply differs with the context;
+    the single-turn blocks are the same as frozen3's."""
+    from models.tagger import Example, context_string, featurize
+
+    enc = clf.encoder
+    ctx_a, ctx_b = (("therapist", "How did the homework go this week?"),), (("therapist", "Shall we stop here?"),)
+    exs = [Example(ctx_a, ("client", "Fine, I guess.")), Example(ctx_b, ("client", "Fine, I guess."))]
+    t3, f3 = featurize(enc, exs, features="frozen3t"), featurize(enc, exs, features="frozen3")
+    d = enc.dim
+    assert (t3[:, :2 * d] == f3[:, :2 * d]).all() and not (t3[:, 2 * d:3 * d] == f3[:, 2 * d:3 * d]).all()
+    toks = enc.tokenizer([context_string(ctx_a)], ["Fine, I guess."], return_tensors="pt")
+    with torch.inference_mode():
+        hidden = enc.model(**toks).last_hidden_state[0]
+    own = [j for j, s in enumerate(toks.sequence_ids(0)) if s == 1]
+    assert len(own) == len(enc.tokenizer("Fine, I guess.", add_special_tokens=False)["input_ids"])
+    want = torch.nn.functional.normalize(hidden[own].mean(0), dim=-1).numpy()
+    assert abs(t3[0, 2 * d:3 * d] - want).max() < 1e-5
+    assert abs(t3[0, 2 * d:3 * d] - t3[1, 2 * d:3 * d]).max() > 1e-3  # the context changes the turn's reading

@@ -4,6 +4,7 @@ choice and LoRA adapters. Pure or tiny: no model files."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -57,6 +58,20 @@ def test_scores_go_back_to_the_coded_utterances():
     assert (m["rupture_tp"], m["rupture_fp"], m["rupture_fn"]) == (1, 1, 0)
     assert m["false_per_100_calm"] == pytest.approx(100.0)
     assert m["repair_f1"] == pytest.approx(1.0) and m["top3_precision"] == pytest.approx(0.5)
+
+
+def test_single_coder_labels_only_fill_dont_care_turns():
+    """turn_label(single_coder=True): a don't-care turn takes the family one coder gave; consensus labels and
+    turns a coder only marked unusable stay as they are."""
+    def V(i, fam, coders):
+        return replace(U(i, "client", "w", fam, "s"), coder_families=coders)
+
+    conv = Conversation("s", 0, "high", "t", (V(0, "dontcare", ("none", "withdrawal")), V(1, "confrontation",
+                        ("confrontation", "confrontation")), V(2, "dontcare", ("unusable", "unusable")),
+                        V(3, "none", ("none", "none"))))
+    turns = [TaggedTurn("client", "w", (i,)) for i in range(4)]
+    assert [turn_label(conv, t) for t in turns] == ["dontcare", "confrontation", "dontcare", "none"]
+    assert [turn_label(conv, t, single_coder=True) for t in turns] == ["withdrawal", "confrontation", "dontcare", "none"]
 
 
 def test_expected_count_ignores_utterances_no_turn_carries():

@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 DEFAULT_CSV = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real-talk" / "annomi_coded.csv"
 
 RUPTURE_FAMILIES = ("withdrawal", "confrontation")
+FAMILIES = (*RUPTURE_FAMILIES, "repair")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Utterance:
     mi_quality: str
     therapist_behaviour: str  # AnnoMI: question | reflection | therapist_input | other | n/a
     client_talk_type: str  # AnnoMI: change | neutral | sustain | n/a
+    coder_families: tuple[str, ...] = ()  # each coder's family (withdrawal | confrontation | repair | none | unusable)
 
     @property
     def is_rupture(self) -> bool:
@@ -82,8 +84,9 @@ def load_conversations(path: Path = DEFAULT_CSV) -> tuple[Conversation, ...]:
             if fam not in ("withdrawal", "confrontation", "repair", "none", "dontcare"):
                 raise ValueError(f"{path}: transcript {conv} utterance {r['utterance_id']}: unknown consensus {fam!r}")
             sub = r["consensus_label"].removeprefix("repair.") if fam != "none" else ""
+            coders = tuple((r.get(k) or "none").split(".", 1)[0] for k in ("coder1", "coder2"))
             utts.append(Utterance(conv, i, r["interlocutor"], r["utterance_text"], fam, sub, int(r["fold"]),
-                                  r["mi_quality"], r["main_therapist_behaviour"], r["client_talk_type"]))
+                                  r["mi_quality"], r["main_therapist_behaviour"], r["client_talk_type"], coders))
         out.append(Conversation(conv, int(rows[0]["fold"]), rows[0]["mi_quality"], rows[0]["topic"], tuple(utts)))
     return tuple(out)
 
@@ -185,11 +188,16 @@ def to_utterances(conv: Conversation, turns: Sequence[TaggedTurn], turn_values: 
     return out
 
 
-def turn_label(conv: Conversation, turn: TaggedTurn) -> str:
+def turn_label(conv: Conversation, turn: TaggedTurn, single_coder: bool = False) -> str:
     """Training label of a turn: the most salient consensus family among its utterances (rupture >
-    repair > dontcare > none)."""
+    repair > dontcare > none). With `single_coder`, a turn that would be `dontcare` takes the family that
+    one of the coders gave one of its utterances (first coder first; `dontcare` still when a coder marked
+    it unusable and none gave a family)."""
     fams = [conv.utterances[i].family for i in turn.origin]
     for f in ("confrontation", "withdrawal", "repair", "dontcare"):
         if f in fams:
+            if f == "dontcare" and single_coder:
+                given = [c for i in turn.origin for c in conv.utterances[i].coder_families if c in FAMILIES]
+                return given[0] if given else f
             return f
     return "none"

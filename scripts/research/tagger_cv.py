@@ -7,9 +7,10 @@ pipeline.tagging.tag_turns) on the held-out conversations, in three copies: the 
 that counts), the clean transcript, and the ASR-style one with no roles. Scored on the coded utterances by
 research.tagger_metrics.score.
 
-The baseline, on the same folds and copies: TF-IDF of the turn and of the turn before it (words and word
-pairs), class-balanced logistic regressions for rupture and repair, thresholds chosen the same way from
-inner folds; once plain, once with the same session-context stage as the model.
+The baseline, on the same folds, copies and training labels (TrainSettings.single_coder_positives): TF-IDF
+of the turn and of the turn before it (words and word pairs), class-balanced logistic regressions for
+rupture and repair, thresholds chosen the same way from inner folds; once plain, once with the same
+session-context stage as the model.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from research.realtalk import Conversation, TaggedTurn
 from research.tagger_metrics import TurnOutput, score
 from research.tagger_train import (LOG, FitScorer, Table, TrainSettings, _logreg, fit_decision, lexical_part,
-                                   oof_scores, text_rows, train_head, turns_of)
+                                   oof_scores, text_rows, train_head, training_tables, turns_of)
 
 EVAL_KINDS = ("noised", "clean", "noised_noroles")
 IDENTITY_CONTEXT = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
@@ -128,8 +129,9 @@ def cross_validate(convs: Sequence[Conversation], tables: Mapping[str, Table], s
     blend, stage 2, thresholds) is fitted on the other folds only, the out-of-fold scores that stage 2 and
     the thresholds need coming from inner folds of those."""
     outputs: dict[str, dict[str, dict[str, list[TurnOutput]]]] = {}
-    train_tabs = [tables[k] for k in settings.train_kinds]
-    tab = tables[settings.choose_on]
+    labelled = training_tables(tables, settings)  # the baseline learns from the same labels as the model
+    train_tabs = [labelled[k] for k in settings.train_kinds]
+    tab = labelled[settings.choose_on]
     folds = sorted({c.fold for c in convs})
     for k in folds:
         train = [c for c in convs if c.fold != k]
@@ -144,7 +146,7 @@ def cross_validate(convs: Sequence[Conversation], tables: Mapping[str, Table], s
             for name in ("bow", "bow+context"):
                 dec = fit_decision(train, tab, r, q, settings, log, fit_context_stage=name != "bow")
                 for kind in eval_kinds:
-                    outs = baseline_outputs(lambda t: bow_scorer(train_tabs, t), dec, test, train_ids, tables[kind])
+                    outs = baseline_outputs(lambda t: bow_scorer(train_tabs, t), dec, test, train_ids, labelled[kind])
                     outputs.setdefault(name, {}).setdefault(kind, {}).update(outs)
         m = score(test, tables["noised"].turns, outputs["model"]["noised"])
         line = (f"fold {k} noised: model rupture F1 {m['rupture_f1']:.3f} (P {m['rupture_p']:.2f} R {m['rupture_r']:.2f}, "

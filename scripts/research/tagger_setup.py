@@ -16,9 +16,9 @@ KINDS = ("clean", "noised", "noised_noroles")
 
 def load(csv: Path = DEFAULT_CSV, kinds: Sequence[str] = KINDS, store: str = "", threads: int = 2,
          context_turns: int = 2, max_length: int = 128, written: bool = False, log: LOG = print,
-         encoder: str = "minilm") -> tuple[tuple[Conversation, ...], dict[str, Table], object]:
+         encoder: str = "minilm", features: str = "frozen3t") -> tuple[tuple[Conversation, ...], dict[str, Table], object]:
     """`encoder`: a model store name (models/manifest.yaml) or a directory holding a transformers encoder
-    (for trying one that is not in the store yet)."""
+    (for trying one that is not in the store yet); `features`: models.tagger.featurize's kind."""
     import pipeline.offline  # noqa: F401  (offline env before any ML import)
 
     import torch
@@ -32,7 +32,7 @@ def load(csv: Path = DEFAULT_CSV, kinds: Sequence[str] = KINDS, store: str = "",
     convs = load_conversations(csv)
     enc_info = Path(encoder) if Path(encoder).is_dir() else resolve(encoder, store)
     enc = TextEncoder(enc_info if isinstance(enc_info, Path) else enc_info.path, max_length=max_length)
-    tables = {k: build_table(enc, convs, k, context_turns, CACHE, log=log) for k in kinds}
+    tables = {k: build_table(enc, convs, k, context_turns, CACHE, log=log, features=features) for k in kinds}
     if written:
-        tables["written"] = written_table(enc, ROOT / "models" / "tagger" / "data", context_turns, CACHE, log)
+        tables["written"] = written_table(enc, ROOT / "models" / "tagger" / "data", context_turns, CACHE, log, features)
     return convs, tables, enc_info

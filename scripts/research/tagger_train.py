@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -53,6 +53,13 @@ class Table:
     subtypes: np.ndarray  # consensus subtype of the turn's rupture/repair utterance ("" when none)
     X: np.ndarray
     turns: dict[str, tuple[TaggedTurn, ...]]
+    # turn_label(single_coder=True): a don't-care turn that one coder coded with a family takes that family
+    labels_single: np.ndarray | None = None
+
+    def with_single_coder_labels(self) -> "Table":
+        """This table with the single-coder labels as training labels (scoring always reads the consensus
+        from the utterances, research.tagger_metrics)."""
+        return self if self.labels_single is None else replace(self, labels=self.labels_single)
 
     def rows(self, conv: str) -> np.ndarray:
         return np.flatnonzero(np.asarray(self.convs) == conv)
@@ -70,17 +77,19 @@ class Table:
 
 
 def cached_features(encoder, examples: Sequence, name: str, context_turns: int, cache_dir: Path | None,
-                    log: LOG = print) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """models.tagger.featurize of `examples`, cached under cache_dir by their content and the encoder."""
+                    log: LOG = print, features: str = "frozen3") -> np.ndarray:  # type: ignore[no-untyped-def]
+    """models.tagger.featurize of `examples`, cached under cache_dir by their content, the encoder and the
+    feature kind."""
     from models.tagger import featurize
 
-    key = hashlib.sha256(json.dumps([name, context_turns, encoder.model.name_or_path,
+    kind = [] if features == "frozen3" else [features]  # frozen3 keeps the keys it had before frozen3t
+    key = hashlib.sha256(json.dumps([name, context_turns, encoder.model.name_or_path, *kind,
                                      [(e.context, e.target) for e in examples]]).encode()).hexdigest()[:20]
     path = cache_dir / f"features-{name}-{key}.npy" if cache_dir else None
     if path is not None and path.is_file():
         return np.load(path)
     t0 = time.perf_counter()
-    X = featurize(encoder, examples)
+    X = featurize(encoder, examples, features=features)
     log(f"features of {name}: {len(examples)} turns in {time.perf_counter() - t0:.0f} s")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,11 +98,11 @@ def cached_features(encoder, examples: Sequence, name: str, context_turns: int, 
 
 
 def build_table(encoder, convs: Sequence[Conversation], kind: str, context_turns: int, cache_dir: Path | None,
-                seed: int = 0, log: LOG = print) -> Table:  # type: ignore[no-untyped-def]
+                seed: int = 0, log: LOG = print, features: str = "frozen3") -> Table:  # type: ignore[no-untyped-def]
     from models.tagger import examples_from_turns
 
     cp = copies(convs, kind, seed)
-    conv_ids, roles, labels, subs, examples = [], [], [], [], []
+    conv_ids, roles, labels, single, subs, examples = [], [], [], [], [], []
     for c in convs:
         ts = cp[c.conv]
         examples.extend(examples_from_turns(turns_of(ts), context_turns))
@@ -102,17 +111,19 @@ def build_table(encoder, convs: Sequence[Conversation], kind: str, context_turns
             conv_ids.append(c.conv)
             roles.append(t.role)
             labels.append(lab)
+            single.append(turn_label(c, t, single_coder=True))
             sub = next((c.utterances[i].subtype for i in t.origin if c.utterances[i].family == lab), "")
             subs.append(sub)
-    X = cached_features(encoder, examples, kind, context_turns, cache_dir, log)
-    return Table(kind, tuple(conv_ids), np.asarray(roles), np.asarray(labels), np.asarray(subs), X, cp)
+    X = cached_features(encoder, examples, kind, context_turns, cache_dir, log, features)
+    return Table(kind, tuple(conv_ids), np.asarray(roles), np.asarray(labels), np.asarray(subs), X, cp,
+                 np.asarray(single))
 
 
 WRITTEN_FILES = ("train.jsonl", "train_hw_a.jsonl", "train_hw_b.jsonl", "train_hw_c.jsonl")
 
 
 def written_table(encoder, data_dir: Path, context_turns: int, cache_dir: Path | None,
-                  log: LOG = print) -> Table:  # type: ignore[no-untyped-def]
+                  log: LOG = print, features: str = "frozen3") -> Table:  # type: ignore[no-untyped-def]
     """The team's written corpus (models/tagger/data, JSON Lines items {context, target, label}) as extra
     stage-1 training rows: it covers subtypes and styles the real talk lacks (explicit complaints about
     homework or the therapist). It is never scored."""
@@ -130,7 +141,7 @@ def written_table(encoder, data_dir: Path, context_turns: int, cache_dir: Path |
             roles.append(it["target"]["role"])
             labels.append(family_of(it["label"]))
             subs.append(it["label"] if it["label"] != "none" else "")
-    X = cached_features(encoder, examples, "written", context_turns, cache_dir, log)
+    X = cached_features(encoder, examples, "written", context_turns, cache_dir, log, features)
     return Table("written", tuple("written" for _ in examples), np.asarray(roles), np.asarray(labels),
                  np.asarray(subs), X, {})
 
@@ -369,6 +380,10 @@ class TrainSettings:
     # ship the average of the fold models whose out-of-fold scores set the blend, context weights and
     # thresholds (instead of one model refitted on all conversations, which scores more sharply than they do)
     fold_average: bool = True  # v3.1 shipped the refit (F1 0.361, 1.18 false / 100 calm); see MODEL_CARD.md
+    # a don't-care turn that one of the two coders coded as a rupture (or a repair) trains as one (version
+    # 3.3; the consensus alone before); every figure is still scored on the consensus
+    single_coder_positives: bool = True
+    features: str = "frozen3t"  # models.tagger.featurize: the exchange read as the turn after its context (3.3)
 
 
 Scorer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # table rows -> (rupture, repair) scores
@@ -424,11 +439,19 @@ def fit_decision(convs: Sequence[Conversation], tab: Table, r: np.ndarray, q: np
             "threshold": thr_r, "repair_threshold": thr_q}
 
 
+def training_tables(tables: Mapping[str, Table], settings: TrainSettings) -> dict[str, Table]:
+    """The tables with the labels training uses (settings.single_coder_positives)."""
+    if not settings.single_coder_positives:
+        return dict(tables)
+    return {k: t.with_single_coder_labels() for k, t in tables.items()}
+
+
 def train_head(convs: Sequence[Conversation], tables: Mapping[str, Table], settings: TrainSettings,
                log: LOG = print) -> dict:
     """The shipped head: stage 1 (encoder heads and, with settings.lexical, the lexical part) on all of
     `convs`; the blend of the two, stage 2 and the thresholds on their out-of-fold scores (the folds of
     `convs`)."""
+    tables = training_tables(tables, settings)
     if settings.fold_average:
         return train_fold_average(convs, tables, settings, log)
     train_tabs = [tables[k] for k in settings.train_kinds]
