@@ -465,6 +465,9 @@ class MarkerClassifier:
             raise ModelError(f"{d / HEAD_CONFIG}: thresholds and context weights must be finite numbers")
         enc = resolve(encoder_name, models_cfg.store)
         self.encoder = TextEncoder(enc.path, max_length=max_length, parallel_batches=self.cfg.parallel_batches)
+        if self.features == "frozen3t" and not getattr(self.encoder.tokenizer, "is_fast", False):
+            raise ModelError(f"head in {d} reads the turn's own tokens (features frozen3t), which needs a fast "
+                             f"tokenizer (tokenizer.json); the encoder {encoder_name!r} has none")
         tensors = load_file(str(d / HEAD_FILE))
         self.kind = "lora" if lora else "head"
         if lora:  # the encoder was fine-tuned with low-rank adapters (stored with the heads, merged here)
