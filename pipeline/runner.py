@@ -320,7 +320,7 @@ def write_outputs(record: SessionRecord, session_dir: Path, audio_path: Path | N
     from pipeline.exports import write_exports
 
     paths = write_exports(record, session_dir, audio_path, tuple(f for f in cfg.exports.formats))
-    run = run if isinstance(run, RunInfo) else RunInfo()
+    run = run or RunInfo()
     prov = replace(record.provenance, config_digest=run.config_digest, stage_seconds=run.stage_seconds,
                    consent=run.consent, attempt=run.attempt,
                    outputs=tuple(sorted(os.path.relpath(p, session_dir) for p in paths)))

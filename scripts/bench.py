@@ -118,7 +118,7 @@ def main() -> int:
                 cpu_stages[name].setdefault(k, []).append(v)
             with tempfile.TemporaryDirectory() as td:
                 t0 = time.perf_counter()
-                write_outputs(rec, Path(td), audio_path, p.cfg, {})
+                write_outputs(rec, Path(td), audio_path, p.cfg)
                 exports[name].append(time.perf_counter() - t0)
 
     med = statistics.median
