@@ -189,3 +189,42 @@ def test_blend_combines_encoder_and_lexical_scores():
     r, q = blend_scores(t, (np.array([1.0, 0.0]), np.array([3.0, 4.0])), (np.array([2.0, -2.0]), np.array([9.0, 9.0])))
     np.testing.assert_allclose(r, [2.0, -2.0])
     np.testing.assert_allclose(q, [3.0, 4.0])
+
+
+
+def test_best_f1_is_the_best_single_threshold():
+    """The ceiling in the CV tables: the best F1 any one threshold gives; tied scores are flagged together."""
+    from research.tagger_metrics import best_f1
+
+    assert best_f1([0.9, 0.8, 0.7, 0.1], [True, False, True, False]) == pytest.approx(0.8)  # at 0.7: P 2/3, R 1
+    # the tie at 0.5 cannot be split (splitting it would give 1.0): flag both, P 2/3, R 1
+    assert best_f1([0.9, 0.5, 0.5, 0.2], [True, True, False, False]) == pytest.approx(0.8)
+    assert best_f1([0.3, 0.2], [False, False]) == 0.0
+
+
+def test_score_reports_the_threshold_ceiling():
+    turns = (TaggedTurn("client", "a", (0,)), TaggedTurn("client", "b", (1,)), TaggedTurn("client", "c", (2,)))
+    conv = Conversation("z", 0, "high", "t", tuple(U(i, "client", "w", f, "z")
+                                                   for i, f in enumerate(["none", "confrontation", "none"])))
+    outs = [TurnOutput(0.9, True, 0, False), TurnOutput(0.6, False, 0, False), TurnOutput(0.1, False, 0, False)]
+    m = score([conv], {"z": turns}, {"z": outs})
+    assert m["rupture_f1"] == 0.0  # the one flag is a calm utterance
+    assert m["rupture_f1_best"] == pytest.approx(2 / 3)  # flagging at 0.6 catches the rupture with one false flag
+
+
+def test_next_turn_block_stays_inside_its_conversation():
+    """research.tagger_blocks (exploration): the `next` block is the next row's turn embedding in the same
+    conversation, zeros after a conversation's last turn; the role columns stay last."""
+    from research.tagger_blocks import with_block
+    from research.tagger_train import Table
+
+    d = 2
+    X = np.arange(5 * (3 * d + 2), dtype=np.float32).reshape(5, 3 * d + 2)
+    convs = ("a", "a", "a", "b", "b")
+    t = Table("noised", convs, np.asarray(["client"] * 5), np.asarray(["none"] * 5), np.asarray([""] * 5), X, {})
+    out = with_block(t, "next").X
+    assert out.shape == (5, 4 * d + 2)
+    np.testing.assert_array_equal(out[:, 3 * d:4 * d], [X[1, :d], X[2, :d], [0, 0], X[4, :d], [0, 0]])
+    np.testing.assert_array_equal(out[:, -2:], X[:, -2:])
+    with pytest.raises(ValueError):
+        with_block(t, "nope")

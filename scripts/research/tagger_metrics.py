@@ -13,7 +13,10 @@ are left out of every count.
   such conversations where the list is empty);
 - counts: Spearman correlation over all conversations of flagged vs consensus rupture counts, and of the
   expected count (the sum of P(rupture) over client utterances; an utterance no turn carries, such as a
-  filler the ASR-style copy dropped, counts 0) vs consensus counts.
+  filler the ASR-style copy dropped, counts 0) vs consensus counts;
+- ceilings, for diagnosis only: the best rupture and repair F1 that any single threshold on the scores would
+  give (`best_f1`). They read the held-out labels to pick that threshold, so they are not figures a tagger
+  reaches; they say how far the scores' ranking, not the threshold, limits F1.
 """
 
 from __future__ import annotations
@@ -41,6 +44,20 @@ def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return p, r, f
 
 
+def best_f1(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """The highest F1 over every threshold on `scores` (flag where score >= threshold) against `labels`."""
+    s, y = np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool)
+    if not y.any():
+        return 0.0
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    tp = np.cumsum(y)
+    last = np.r_[s[1:] != s[:-1], True]  # a threshold flags all tied scores together
+    n = np.arange(1, len(s) + 1)
+    f1 = 2 * tp / (n + y.sum())
+    return float(f1[last].max())
+
+
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     from scipy.stats import spearmanr
 
@@ -58,11 +75,13 @@ def score(convs: Sequence[Conversation], turns: Mapping[str, Sequence[TaggedTurn
     empty = 0
     with_rupture = 0
     pred_counts, true_counts, expected = [], [], []
+    ceiling: dict[str, list[tuple[float, bool]]] = {"rupture": [], "repair": []}  # (score, coded) per utterance
     for c in convs:
         ts, outs = turns[c.conv], outputs[c.conv]
         r_score = to_utterances(c, ts, [o.rupture_score for o in outs])
         r_flag = to_utterances(c, ts, [float(o.rupture) for o in outs])
         p_flag = to_utterances(c, ts, [float(o.repair) for o in outs])
+        p_score = to_utterances(c, ts, [o.repair_score for o in outs])
         n_true = n_pred = 0
         n_expected = 0.0
         flagged: list[tuple[float, bool]] = []
@@ -80,8 +99,10 @@ def score(convs: Sequence[Conversation], turns: Mapping[str, Sequence[TaggedTurn
                 n_expected += max(0.0, r_score[u.index])  # -inf: no turn carries it
                 if flag_r:
                     flagged.append((r_score[u.index], u.is_rupture))
+                ceiling["rupture"].append((r_score[u.index], u.is_rupture))
             else:
                 rep = u.family == "repair"
+                ceiling["repair"].append((p_score[u.index], rep))
                 pt += flag_p and rep
                 pf += flag_p and not rep
                 pn += (not flag_p) and rep
@@ -106,4 +127,5 @@ def score(convs: Sequence[Conversation], turns: Mapping[str, Sequence[TaggedTurn
         "moments_empty_share": empty / with_rupture if with_rupture else 0.0,
         "count_spearman": spearman(pred_counts, true_counts),
         "expected_count_spearman": spearman(expected, true_counts),
+        **{f"{k}_f1_best": best_f1([x for x, _ in v], [y for _, y in v]) for k, v in ceiling.items()},
     }

@@ -12,7 +12,9 @@ FIGURES = (("rupture_f1", "rupture F1"), ("rupture_p", "rupture P"), ("rupture_r
            ("false_per_100_calm", "false ruptures /100 calm"), ("repair_f1", "repair F1"), ("repair_p", "repair P"),
            ("repair_r", "repair R"), ("top3_precision", "top-3 moments precision"),
            ("top5_precision", "top-5 moments precision"), ("moments_empty_share", "conversations w/o moments"),
-           ("count_spearman", "count Spearman"), ("expected_count_spearman", "expected-count Spearman"))
+           ("count_spearman", "count Spearman"), ("expected_count_spearman", "expected-count Spearman"),
+           ("rupture_f1_best", "rupture F1 at the best threshold (ceiling)"),
+           ("repair_f1_best", "repair F1 at the best threshold (ceiling)"))
 
 
 def print_cv(res: Mapping[str, Mapping[str, Mapping]], kinds: Sequence[str]) -> None:

@@ -375,6 +375,7 @@ class TrainSettings:
     train_kinds: tuple[str, ...] = ("noised",)  # copies trained on
     choose_on: str = "noised"  # copy the context weights and thresholds are chosen on
     written_weight: float = 0.0  # weight of the written corpus rows in stage 1 (0: not used; see MODEL_CARD.md)
+    written_families: tuple[str, ...] = ()  # only the written rows of these families (none, withdrawal, ...); (): all
     lexical: bool = True  # blend in the lexical part (TF-IDF heads) with the encoder heads
     lexical_C: float = 0.3  # 1.0 and 0.3 compared on the grouped CV (MODEL_CARD.md)
     # ship the average of the fold models whose out-of-fold scores set the blend, context weights and
@@ -446,6 +447,16 @@ def training_tables(tables: Mapping[str, Table], settings: TrainSettings) -> dic
     return {k: t.with_single_coder_labels() for k, t in tables.items()}
 
 
+def written_rows(tables: Mapping[str, Table], settings: TrainSettings) -> Table | None:
+    """The written corpus's rows stage 1 adds (settings.written_weight, settings.written_families), or None."""
+    w = tables.get("written") if settings.written_weight > 0 else None
+    if w is None or not settings.written_families:
+        return w
+    m = np.isin(w.labels, settings.written_families)
+    return replace(w, convs=tuple(np.asarray(w.convs)[m]), roles=w.roles[m], labels=w.labels[m],
+                   subtypes=w.subtypes[m], X=w.X[m])
+
+
 def train_head(convs: Sequence[Conversation], tables: Mapping[str, Table], settings: TrainSettings,
                log: LOG = print) -> dict:
     """The shipped head: stage 1 (encoder heads and, with settings.lexical, the lexical part) on all of
@@ -457,7 +468,7 @@ def train_head(convs: Sequence[Conversation], tables: Mapping[str, Table], setti
     train_tabs = [tables[k] for k in settings.train_kinds]
     tab = tables[settings.choose_on]
     ids = {c.conv for c in convs}
-    extra = tables.get("written") if settings.written_weight > 0 else None
+    extra = written_rows(tables, settings)
     r, q, _ = oof_scores(convs, tab, dense_scorer(train_tabs, tab, settings.C, settings.standardise, extra,
                                                   settings.written_weight))
     tensors = fit_stage1(train_tabs, ids, settings.C, settings.standardise, extra, settings.written_weight)
@@ -499,7 +510,7 @@ def train_fold_average(convs: Sequence[Conversation], tables: Mapping[str, Table
     train_tabs = [tables[k] for k in settings.train_kinds]
     tab = tables[settings.choose_on]
     ids = {c.conv for c in convs}
-    extra = tables.get("written") if settings.written_weight > 0 else None
+    extra = written_rows(tables, settings)
     vec = lexical_vocabulary(train_tabs, ids) if settings.lexical else None
     n = len(tab.roles)
     r, q, rl, ql = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
