@@ -122,14 +122,17 @@ def best_point(p: np.ndarray, y: np.ndarray, max_false_per_100: float | None = N
     """The threshold with the best F1 (ties: the higher threshold, fewer flags) among those flagging at most
     `max_false_per_100` false turns per 100 uncoded ones; candidates are the probabilities themselves. None
     when no turn is coded or no threshold keeps the budget while catching one."""
-    best: Point | None = None
-    for t in sorted({float(v) for v in p}, reverse=True):
-        pt = at(p, y, t)
-        if max_false_per_100 is not None and pt.false_per_100 > max_false_per_100:
-            break  # lower thresholds flag at least as many false turns
-        if pt.tp and (best is None or pt.f1 > best.f1):
-            best = pt
-    return best
+    from research.tagger_metrics import sweep
+
+    y = np.asarray(y, dtype=bool)
+    thresholds, tp, fp = sweep(p, y)
+    positives, calm = int(y.sum()), int((~y).sum())
+    false = 100.0 * fp / calm if calm else np.zeros(len(fp))
+    ok = (tp > 0) & ((false <= max_false_per_100) if max_false_per_100 is not None else True)
+    if not ok.any():
+        return None
+    i = int(np.argmax(np.where(ok, 2 * tp / (tp + fp + positives), -1.0)))  # the first (highest) of equal F1s
+    return Point(float(thresholds[i]), int(tp[i]), int(fp[i]), positives - int(tp[i]), float(false[i]))
 
 
 __all__ = ["CodedTurns", "Point", "Scored", "at", "best_point", "coded_turns", "record_features", "scored_turns"]

@@ -44,18 +44,23 @@ def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return p, r, f
 
 
-def best_f1(scores: Sequence[float], labels: Sequence[bool]) -> float:
-    """The highest F1 over every threshold on `scores` (flag where score >= threshold) against `labels`."""
+def sweep(scores: Sequence[float], labels: Sequence[bool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every distinct threshold on `scores` (flag where score >= threshold), highest first, with the true and
+    false flags it gives against `labels`. Tied scores are flagged together."""
     s, y = np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool)
-    if not y.any():
-        return 0.0
     order = np.argsort(-s, kind="stable")
     s, y = s[order], y[order]
-    tp = np.cumsum(y)
-    last = np.r_[s[1:] != s[:-1], True]  # a threshold flags all tied scores together
-    n = np.arange(1, len(s) + 1)
-    f1 = 2 * tp / (n + y.sum())
-    return float(f1[last].max())
+    last = np.r_[s[1:] != s[:-1], True] if len(s) else np.zeros(0, bool)
+    return s[last], np.cumsum(y)[last], np.cumsum(~y)[last]
+
+
+def best_f1(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """The highest F1 over every threshold on `scores` against `labels`."""
+    positives = int(np.asarray(labels, dtype=bool).sum())
+    if not positives:
+        return 0.0
+    _, tp, fp = sweep(scores, labels)
+    return float((2 * tp / (tp + fp + positives)).max())
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
