@@ -32,8 +32,8 @@ from research.tagger_train import TrainSettings
 
 def classifier_like(settings: TrainSettings, convs, tables, enc_info, log):  # type: ignore[no-untyped-def]
     """None (the bundled head) when `settings` are the shipped ones; otherwise a classifier on a head trained on
-    every conversation with `settings`, written to a temporary directory, so that the written calm check judges
-    the candidate, not the bundled head."""
+    every conversation with `settings`, so that the written calm check judges the candidate, not the bundled
+    head (the head is written to a temporary directory, loaded, and the directory removed)."""
     import tempfile
 
     from models.tagger import MarkerClassifier
@@ -43,12 +43,13 @@ def classifier_like(settings: TrainSettings, convs, tables, enc_info, log):  # t
     if settings == TrainSettings():
         return None
     log("written calm check: training a head on every conversation with these settings")
-    d = Path(tempfile.mkdtemp(prefix="rupture-eval-head-"))
     info = {"name": "candidate", "version": "eval", "encoder": "minilm", "encoder_sha256": enc_info.info.sha256,
             "features": settings.features, "pooling": "mean, L2-normalised", "max_length": 128, "context_turns": 2,
             "train": {}}
-    write_head(d, train_head(convs, tables, settings, log), info)
-    return MarkerClassifier(TaggingConfig(classifier=str(d)), ModelsConfig())
+    fitted = train_head(convs, tables, settings, log)
+    with tempfile.TemporaryDirectory(prefix="rupture-eval-head-") as d:
+        write_head(Path(d), fitted, info)
+        return MarkerClassifier(TaggingConfig(classifier=d), ModelsConfig())  # loads the head into memory
 
 
 def main(argv: list[str] | None = None) -> int:
