@@ -215,16 +215,30 @@ def _other_speaker(turns: Sequence[Turn], i: int) -> str | None:
     return None
 
 
+def configured_context(turns: Sequence[Turn], predictions: Sequence[MarkerPrediction],
+                       cfg: TaggingConfig) -> Sequence[MarkerPrediction]:
+    """`in_context` with the config's weights, window and lookback; the predictions unchanged when the config
+    has no context weights."""
+    if not cfg.context_weights:
+        return predictions
+    return in_context(turns, predictions, cfg.context_weights, cfg.context_window, cfg.context_lookback)
+
+
+def client_median_words(turns: Sequence[Turn]) -> float | None:
+    """The median word count of the turns that may be ruptures (client or unknown role), which `decide`'s
+    minimal-response cue compares with; None without such turns."""
+    words = [t.word_count for t in turns if t.role in ("client", "unknown")]
+    return float(median(words)) if words else None
+
+
 def tag_turns(turns: Sequence[Turn], features: Sequence[TurnFeatures], predictions: Sequence[MarkerPrediction],
               cfg: TaggingConfig) -> tuple[Event, ...]:
     """Rupture events on client turns and repair events on therapist turns (both kinds when roles are
     unknown), ruptures linked to the repair that followed them. Events are in turn order."""
-    if cfg.context_weights:
-        predictions = in_context(turns, predictions, cfg.context_weights, cfg.context_window, cfg.context_lookback)
+    predictions = configured_context(turns, predictions, cfg)
     feats_by = {f.turn_index: f for f in features}
     pred_by = {p.turn_index: p for p in predictions}
-    client_words = [t.word_count for t in turns if t.role in ("client", "unknown")]
-    client_median = float(median(client_words)) if client_words else None
+    client_median = client_median_words(turns)
     raw: list[tuple[int, Decision]] = []
     for i, t in enumerate(turns):
         pred = pred_by.get(t.index)

@@ -67,14 +67,11 @@ def scored_turns(turns: Sequence[Turn], features: Sequence[TurnFeatures], predic
     """The adjusted probabilities `pipeline.tagging.decide` compares with the thresholds (session context and
     cues included), for client turns (rupture) and therapist turns (repair). Turns whose role is unknown or
     other are left out: the threshold they would use depends on which family wins."""
-    from pipeline.tagging import decide, in_context
+    from pipeline.tagging import client_median_words, configured_context, decide
 
-    if cfg.context_weights:
-        predictions = in_context(turns, predictions, cfg.context_weights, cfg.context_window, cfg.context_lookback)
     feats = {f.turn_index: f for f in features}
-    preds = {p.turn_index: p for p in predictions}
-    words = [t.word_count for t in turns if t.role in ("client", "unknown")]
-    median = float(np.median(words)) if words else None
+    preds = {p.turn_index: p for p in configured_context(turns, predictions, cfg)}
+    median = client_median_words(turns)
     probe = replace(cfg, threshold=2.0, repair_threshold=2.0)  # nothing passes: decide returns the probability
     out = []
     for t in turns:

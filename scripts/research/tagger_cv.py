@@ -32,11 +32,10 @@ IDENTITY_CONTEXT = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
 def outputs_from_predictions(tagged: Sequence[TaggedTurn], preds, cfg) -> list[TurnOutput]:  # type: ignore[no-untyped-def]
     """Run the pipeline's decision on one conversation and read back, per turn, the rupture/repair flags."""
     from pipeline.measures import turn_features
-    from pipeline.tagging import in_context, tag_turns
+    from pipeline.tagging import configured_context, tag_turns
 
     turns = turns_of(tagged)
-    ctx = in_context(turns, preds, cfg.context_weights, cfg.context_window, cfg.context_lookback) \
-        if cfg.context_weights else preds
+    ctx = configured_context(turns, preds, cfg)
     events = tag_turns(turns, turn_features(turns), ctx, replace(cfg, context_weights=()))  # context applied once
     by = {e.turn_index: e for e in events}
     out = []
